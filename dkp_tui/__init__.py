@@ -1,0 +1,1 @@
+from dkp_tui.version import __version__

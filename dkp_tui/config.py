@@ -1,0 +1,268 @@
+"""The whole configuration as plain dataclasses; the one place that reads TOML, applies ``--set`` and validates.
+
+A run saves the fully resolved config (every field, not just the overrides) as ``config.toml`` so that it can be
+reproduced and resumed without the preset it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dkp_tui.errors import DkpError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib
+
+CONFIG_SCHEMA = 1
+
+RECONSTRUCTION_LOSSES = ("vgg16", "vgg16-l2", "pixel")
+KD_LAYERS = ("output", "output_prob", "mid", "mid2", "early", "res2", "res3", "res4")
+
+
+@dataclass
+class ModelConfig:
+    n_keypoints: int = 16
+    thickness: float = 5e-5  # the whole denominator of exp(-d^2 / thickness), in [-1, 1] units
+    sklr: float = 512.0  # edge-weight learning-rate multiplier: w = softplus(sklr * p)
+    width: float = 1.0  # channel multiplier; 1.0 is the reference architecture
+    image_size: int = 128  # the detector and decoder resolution; heatmaps are image_size / 4
+    mask_cells: int = 16  # the mask grid is mask_cells x mask_cells
+    mask_keep: float = 0.2  # each cell kept with this probability (the paper's "80 % removed")
+
+
+@dataclass
+class LossConfig:
+    reconstruction: str = "vgg16"  # vgg16 (L1 over 4 VGG16 slices) | vgg16-l2 (paper eq. 3) | pixel (L1)
+    perceptual_weights: str = ""  # local VGG16 state dict; empty = torchvision's cache / download
+    perceptual_size: int = 224  # both images are resized to this before VGG
+    lam: float = 1.0  # weight of the reconstruction loss
+
+
+@dataclass
+class KDConfig:
+    gamma: float = 0.1  # weight of the cosine KD loss; 0 = the student-only (AutoLink) baseline
+    layer: str = "output"  # which detector tensor is distilled, see KD_LAYERS
+    reduce: str = "flatten"  # flatten: cosine per sample; channel: cosine per location, then mean
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adamw (the reference code) | adam (the paper's wording)
+    lr: float = 1e-4
+    weight_decay: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 20_000
+    batch_size: int = 64  # global batch; under DDP each of N ranks takes batch_size / N
+    seed: int = 0
+    hflip: bool = True  # horizontal flip with p = 0.5, one draw shared by a frame and its depth map
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    n_samples: int = 8  # fixed images drawn in samples/
+    device: str = "auto"  # auto | cpu | cuda | mps
+    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 elsewhere) | fp32 | bf16 | fp16
+    compile: bool = False  # torch.compile the training step where it pays (CUDA)
+    threads: int = 0  # torch CPU threads; 0 = leave torch's default
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "data/synthetic"  # a data-set directory written by `dkp prepare`
+    split: str = "train"
+    depth_tag: str = ""  # which depth cache under <dataset>/depth/; empty = the only one present
+
+
+@dataclass
+class EvalConfig:
+    protocol: str = "auto"  # auto (from the data set) | taichi | h36m | deepfashion | synthetic
+    h36m_swap_table: str = "reference"  # reference (keeps the (21, 28) typo) | fixed
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    kd: KDConfig = field(default_factory=KDConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def to_toml(self) -> str:
+        lines = [f"# dkp resolved config, schema {CONFIG_SCHEMA}"]
+        for section, values in self.to_dict().items():
+            lines.append(f"\n[{section}]")
+            for key, value in values.items():
+                lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
+        cfg = cls()
+        apply_dict(cfg, data, source)
+        validate(cfg)
+        return cfg
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def valid_keys() -> list[str]:
+    cfg = Config()
+    return [f"{s.name}.{f.name}" for s in fields(cfg) for f in fields(getattr(cfg, s.name))]
+
+
+def _coerce(value: Any, current: Any, key: str, source: str) -> Any:
+    """Convert ``value`` to the type of the field's default, refusing lossy or nonsensical conversions."""
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            raise ValueError
+        if isinstance(current, int):
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(current, float):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if isinstance(value, (dict, list)):
+            raise ValueError
+        return str(value)
+    except (TypeError, ValueError):
+        raise DkpError(
+            f"{source}: {key} = {value!r} is not a valid {type(current).__name__}"
+        ) from None
+
+
+def apply_dict(cfg: Config, data: dict[str, Any], source: str) -> None:
+    """Merge a nested ``{section: {key: value}}`` mapping into ``cfg``; unknown keys are an error."""
+    for section, values in data.items():
+        if not hasattr(cfg, section) or not dataclasses.is_dataclass(getattr(cfg, section)):
+            raise DkpError(f"{source}: unknown section [{section}]; valid keys: {', '.join(valid_keys())}")
+        if not isinstance(values, dict):
+            raise DkpError(f"{source}: [{section}] must be a table")
+        sub = getattr(cfg, section)
+        for key, value in values.items():
+            if key not in {f.name for f in fields(sub)}:
+                raise DkpError(f"{source}: unknown key {section}.{key}; valid keys: {', '.join(valid_keys())}")
+            setattr(sub, key, _coerce(value, getattr(sub, key), f"{section}.{key}", source))
+
+
+def _parse_set_value(raw: str) -> Any:
+    """Read a ``--set`` value as a TOML scalar when it parses as one, else as a bare string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> None:
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise DkpError(f"--set {item!r}: expected section.key=value, e.g. kd.gamma=0.4")
+        key, raw = item.split("=", 1)
+        section, name = key.strip().split(".", 1)
+        apply_dict(cfg, {section: {name: _parse_set_value(raw.strip())}}, "--set")
+
+
+def validate(cfg: Config) -> None:
+    m, t = cfg.model, cfg.train
+    checks: list[tuple[bool, str]] = [
+        (m.n_keypoints >= 2, "model.n_keypoints must be >= 2"),
+        (m.thickness > 0, "model.thickness must be > 0"),
+        (m.width > 0, "model.width must be > 0"),
+        (m.image_size >= 32 and m.image_size % 32 == 0, "model.image_size must be a multiple of 32, >= 32"),
+        (m.image_size % m.mask_cells == 0, "model.image_size must be divisible by model.mask_cells"),
+        (0.0 <= m.mask_keep <= 1.0, "model.mask_keep must be in [0, 1]"),
+        (cfg.loss.reconstruction in RECONSTRUCTION_LOSSES,
+         f"loss.reconstruction must be one of {', '.join(RECONSTRUCTION_LOSSES)}"),
+        (cfg.kd.layer in KD_LAYERS, f"kd.layer must be one of {', '.join(KD_LAYERS)}"),
+        (cfg.kd.reduce in ("flatten", "channel"), "kd.reduce must be flatten or channel"),
+        (cfg.kd.gamma >= 0, "kd.gamma must be >= 0"),
+        (cfg.optim.name in ("adamw", "adam"), "optim.name must be adamw or adam"),
+        (cfg.optim.lr > 0, "optim.lr must be > 0"),
+        (t.iterations >= 1, "train.iterations must be >= 1"),
+        (t.batch_size >= 1, "train.batch_size must be >= 1"),
+        (t.log_every >= 1 and t.sample_every >= 1 and t.checkpoint_every >= 1, "train.*_every must be >= 1"),
+        (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:"),
+         "train.device must be auto, cpu, cuda or mps"),
+        (t.precision in ("auto", "fp32", "bf16", "fp16"), "train.precision must be auto, fp32, bf16 or fp16"),
+        (cfg.eval.protocol in ("auto", "taichi", "h36m", "deepfashion", "synthetic"),
+         "eval.protocol must be auto, taichi, h36m, deepfashion or synthetic"),
+        (cfg.eval.h36m_swap_table in ("reference", "fixed"), "eval.h36m_swap_table must be reference or fixed"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise DkpError(message)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("dkp_tui.presets").iterdir() if p.name.endswith(".toml"))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DkpError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise DkpError(f"{path}: not valid TOML ({err})") from None
+
+
+def preset_path_or_text(preset: str) -> tuple[str, dict[str, Any]]:
+    """Resolve ``--preset``: a path to a TOML file, or the name of a preset shipped with the package."""
+    candidate = Path(preset)
+    if candidate.suffix == ".toml" or candidate.exists():
+        return str(candidate), read_toml(candidate)
+    shipped = resources.files("dkp_tui.presets") / f"{preset}.toml"
+    if not shipped.is_file():
+        raise DkpError(f"unknown preset {preset!r}; shipped presets: {', '.join(preset_names())}, or give a path")
+    return f"preset {preset}", tomllib.loads(shipped.read_text(encoding="utf-8"))
+
+
+def load_config(preset: str | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the preset (name or path), then ``--set`` overrides, then validation."""
+    cfg = Config()
+    if preset:
+        source, data = preset_path_or_text(preset)
+        data.pop("description", None)
+        apply_dict(cfg, data, source)
+    apply_overrides(cfg, overrides or [])
+    validate(cfg)
+    return cfg
+
+
+def preset_description(preset: str) -> str:
+    _, data = preset_path_or_text(preset)
+    return str(data.get("description", ""))
