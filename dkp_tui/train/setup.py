@@ -1,0 +1,86 @@
+"""Choosing the device and precision, seeding, and loading the frozen teacher: the decisions the loop relies on."""
+
+from __future__ import annotations
+
+import random
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dkp_tui.config import Config
+from dkp_tui.errors import DkpError
+
+
+def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DkpError("--device cuda requested but CUDA is not available; use --device cpu")
+        return torch.device(requested if ":" in requested else f"cuda:{local_rank}")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DkpError("--device mps requested but MPS is not available; use --device cpu")
+    return torch.device(requested)
+
+
+def pick_precision(requested: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for fp32. Autocast only on CUDA: bf16 on CPU is ~50x slower here."""
+    if device.type != "cuda":
+        if requested in ("bf16", "fp16"):
+            raise DkpError(f"train.precision={requested} needs CUDA; on {device.type} dkp trains in fp32 "
+                           "(CPU autocast is ~50x slower on these machines)")
+        return None
+    if requested == "fp32":
+        return None
+    if requested == "fp16":
+        return torch.float16
+    if requested == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[object]:
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def load_teacher_detector(teacher_run: Path, cfg: Config, device: torch.device):  # -> Detector
+    """The teacher's detector, checked against the student's config (same K and image size)."""
+    from dkp_tui.model.detector import Detector
+    from dkp_tui.train.runs import WEIGHTS, config_from_weights, load_weights
+
+    weights = Path(teacher_run) / WEIGHTS if Path(teacher_run).is_dir() else Path(teacher_run)
+    tensors, meta = load_weights(weights)
+    tcfg = config_from_weights(meta, str(weights))
+    if meta.get("role") != "teacher":
+        raise DkpError(f"{teacher_run}: role is {meta.get('role')!r}, not a depth teacher "
+                       "(train one with `dkp train --teacher depth`)")
+    if tcfg.model.n_keypoints != cfg.model.n_keypoints:
+        raise DkpError(f"teacher has K={tcfg.model.n_keypoints} keypoints, the student K={cfg.model.n_keypoints}; "
+                       "they must match")
+    if tcfg.model.image_size != cfg.model.image_size:
+        raise DkpError(f"teacher image size {tcfg.model.image_size} differs from the student's "
+                       f"{cfg.model.image_size}; they must match")
+    if cfg.kd.layer not in ("output", "output_prob") and tcfg.model.width != cfg.model.width:
+        raise DkpError(f"kd.layer={cfg.kd.layer} compares hidden features, so teacher width {tcfg.model.width} "
+                       f"must equal the student's {cfg.model.width}")
+    detector = Detector(tcfg.model.n_keypoints, width=tcfg.model.width, image_size=tcfg.model.image_size)
+    state = {k[len("detector."):]: v for k, v in tensors.items() if k.startswith("detector.")}
+    missing, unexpected = detector.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise DkpError(f"{weights}: teacher weights do not fit the detector (missing {len(missing)}, "
+                       f"unexpected {len(unexpected)})")
+    return detector.to(device)
