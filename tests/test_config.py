@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from dkp_tui.config import Config, load_config, preset_names, valid_keys
+from dkp_tui.errors import DkpError
+
+
+def test_shipped_presets_load_with_the_papers_numbers():
+    assert {"taichi", "h36m", "deepfashion", "synthetic", "synthetic-cpu"} <= set(preset_names())
+    taichi, h36m, df = load_config("taichi"), load_config("h36m"), load_config("deepfashion")
+    assert (taichi.model.n_keypoints, taichi.model.thickness, taichi.kd.gamma) == (10, 5e-4, 0.4)
+    assert (h36m.model.n_keypoints, h36m.model.thickness, h36m.kd.gamma) == (16, 5e-5, 0.1)
+    assert (df.model.n_keypoints, df.kd.gamma, df.train.hflip) == (16, 0.1, False)
+    for cfg in (taichi, h36m, df):
+        assert (cfg.train.batch_size, cfg.train.iterations, cfg.loss.lam) == (64, 20000, 1.0)
+        assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("adamw", 1e-4, 1e-3)
+
+
+def test_set_overrides_and_types():
+    cfg = load_config("synthetic-cpu", ["kd.gamma=0", "train.hflip=false", "data.dataset=somewhere"])
+    assert cfg.kd.gamma == 0.0 and isinstance(cfg.kd.gamma, float)
+    assert cfg.train.hflip is False
+    assert cfg.data.dataset == "somewhere"
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(DkpError) as err:
+        load_config("synthetic-cpu", ["kd.gama=0.1"])
+    assert "kd.gama" in str(err.value) and "kd.gamma" in str(err.value)
+
+
+def test_bad_values_are_refused():
+    with pytest.raises(DkpError):
+        load_config(None, ["train.iterations=1.5"])
+    with pytest.raises(DkpError):
+        load_config(None, ["kd.layer=nowhere"])
+    with pytest.raises(DkpError):
+        load_config(None, ["model.image_size=100"])
+    with pytest.raises(DkpError):
+        load_config(None, ["no_dot=1"])
+
+
+def test_unknown_key_in_a_preset_file(tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nn_keypoint = 3\n")
+    with pytest.raises(DkpError, match="model.n_keypoint"):
+        load_config(str(bad))
+    with pytest.raises(DkpError, match="unknown preset"):
+        load_config("no-such-preset")
+
+
+def test_resolved_config_round_trips_through_toml(tmp_path: Path):
+    import tomllib
+
+    cfg = load_config("h36m", ["train.seed=7", "data.dataset=a b/c"])
+    again = Config.from_dict(tomllib.loads(cfg.to_toml()))
+    assert again == cfg
+    assert len(valid_keys()) == sum(len(v) for v in cfg.to_dict().values())
