@@ -173,7 +173,11 @@ def save_array(path: str | Path, array: np.ndarray) -> None:
     """Atomic ``np.save`` (never pickles: object arrays are refused)."""
     if array.dtype == object:
         raise TypeError("object arrays would need pickle; refusing")
-    write_with(Path(path), lambda tmp: np.save(tmp, array, allow_pickle=False), suffix=".npy")
+    def _write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object, so numpy never appends ".npy" to the temporary name
+            np.save(fh, array, allow_pickle=False)
+
+    write_with(Path(path), _write)
 
 
 def create_image_array(path: str | Path, n: int, size: int) -> np.memmap:

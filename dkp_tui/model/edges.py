@@ -34,7 +34,9 @@ def pair_indices(n_keypoints: int, device: torch.device | str | None = None) -> 
     return idx[0], idx[1]
 
 
-def pixel_grid(size: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+def pixel_grid(
+    size: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """(S*S, 2) pixel centres (y, x) in [-1, 1], 'ij' order (row-major over the image)."""
     line = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
     yy, xx = torch.meshgrid(line, line, indexing="ij")

@@ -223,6 +223,7 @@ def _step_record(model: AutoLink, losses: dict[str, torch.Tensor], optimizer: to
     with torch.no_grad():
         k = model.edges.weight_matrix().shape[0]
         w = model.edges.weight_matrix()[torch.triu_indices(k, k, 1).unbind(0)].float()
+    losses = {k: v.detach() for k, v in losses.items()}
     record: dict[str, Any] = {
         "step": step, "total_steps": total, "elapsed": elapsed,
         "loss": float(losses["loss"]), "loss_rec": float(losses["loss_rec"]),

@@ -1,0 +1,146 @@
+"""`dkp eval`: score one run with its data set's protocol, or train-and-score N seeds (the paper's Table 2)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.errors import DkpError
+
+EXAMPLES = """
+Examples:
+
+  dkp eval runs/student                                   # the data set's own protocol, rich table on stderr
+
+  dkp eval runs/student --data data/h36m --json           # JSON on stdout (also appended to runs/student/eval.json)
+
+  dkp eval runs/h36m-student --fixed-swap-table           # H36M with the (21, 29) swap pair instead of the typo
+
+  dkp eval --runs 3 --compare --preset synthetic-cpu      # Table 2: image-only / depth teacher / distilled
+
+  dkp eval --runs 10 --preset h36m --out runs/eval-h36m   # a stopped job continues where it stopped
+"""
+
+
+@contextmanager
+def log_warnings_to_stderr() -> Iterator[None]:
+    """Evaluation warnings (regression fallbacks, unfinished runs) as one line each on stderr."""
+    logger = logging.getLogger("dkp.eval")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("dkp: warning: %(message)s"))
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+
+
+def single_table(record: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    arrow = "↑" if record.get("higher_is_better") else "↓"
+    t = Table(title=f"dkp eval {record['run']}", title_justify="left", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    t.add_row(f"{record['label']} {arrow}", f"[bold]{record['value']:.4f}[/]")
+    extras = record.get("extras") or {}
+    if "on_figure" in extras:
+        t.add_row("keypoints on the figure", f"{extras['on_figure'] * 100:.1f} %")
+    if "taichi_l2" in extras:
+        t.add_row("taichi_l2 (sum of per-joint L2; not the paper's number)", f"{extras['taichi_l2']:.2f}")
+    t.add_row("protocol", f"{record['protocol']} "
+              + ", ".join(f"{k}={v}" for k, v in (record.get("options") or {}).items() if k != "swap_pairs"))
+    t.add_row("input", f"{record['input']}" + (f" (depth cache {record['depth_tag']})" if record.get("depth_tag") else ""))
+    t.add_row("run", f"{record['role']}, step {record['step']} ({record['status']})")
+    t.add_row("data", f"{record['dataset']} (manifest {record['manifest_hash']}), fit {record['n_fit']}, "
+              f"test {record['n_test']}")
+    for key in ("n_fit_kept", "fit_swaps", "test_swaps"):
+        if key in extras:
+            t.add_row(key.replace("_", " "), str(extras[key]))
+    if record.get("fallbacks"):
+        t.add_row("[yellow]regression fallbacks[/]", f"{len(record['fallbacks'])}: {record['fallbacks'][0]}"
+                  + (" ..." if len(record["fallbacks"]) > 1 else ""))
+    return t
+
+
+def _eval_command(
+    run: Path | None = typer.Argument(None, help="Run directory (or .safetensors) to evaluate.", show_default=False),
+    data: Path | None = typer.Option(None, "--data", "-d", help="Labelled data set (default: the run's data.dataset)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a config field, e.g. eval.protocol=h36m."),
+    fixed_swap_table: bool = typer.Option(False, "--fixed-swap-table",
+                                          help="H36M: use the (21, 29) pair instead of the reference's (21, 28)."),
+    runs: int = typer.Option(0, "--runs", "-n", min=0, help="Train (or reuse) N seeds 0..N-1 and report mean ± std."),
+    preset: str = typer.Option("", "--preset", "-p", help="With --runs: the preset to train."),
+    compare: bool = typer.Option(False, "--compare", help="With --runs: also the image-only student (Table 2)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="With --runs: where the runs live (runs/eval-PRESET)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per detector batch."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Freeze the detector, run it on the fit and test splits, fit the protocol's linear regression and report
+    the score (Taichi MAE, H36M L2 ×100, DeepFashion PCK, synthetic L2 ×100 + keypoints on the figure).
+
+    With --runs N it trains N seeds of teacher + distilled student (and, with --compare, the image-only student)
+    and prints the paper's Table 2 layout. Finished runs with the same config are reused.
+    """
+    overrides = list(set_)
+    if fixed_swap_table:
+        overrides.append("eval.h36m_swap_table=fixed")
+    with log_warnings_to_stderr():
+        if runs:
+            if run is not None:
+                raise DkpError("give either a RUN to evaluate or --runs N --preset P, not both")
+            if not preset:
+                raise DkpError("--runs needs --preset (the config the seeds are trained with)")
+            if data is not None:
+                overrides.append(f'data.dataset="{data}"')
+            if device != "auto":
+                overrides.append(f'train.device="{device}"')
+            from dkp_tui.eval.repeats import run_repeats, table
+
+            out_dir = out or Path("runs") / f"eval-{Path(preset).stem}"
+            summary = run_repeats(preset, runs, compare, out_dir, overrides, device=device, batch_size=batch_size,
+                                  progress=not quiet)
+            if json_out:
+                print_json({"out": str(out_dir), **summary})
+            else:
+                console.print(table(summary))
+                console.print(f"runs and summary.json in {out_dir}")
+            return
+        if run is None:
+            raise DkpError("give a RUN directory to evaluate, or --runs N --preset P")
+        if preset or compare or out is not None:
+            raise DkpError("--preset, --compare and --out go with --runs N")
+        from dkp_tui.eval.evaluate import EvalRequest, evaluate_run
+
+        req = EvalRequest(run, data, overrides, device, batch_size)
+        if quiet or not console.is_terminal:  # a bar in a log or a pipe only adds noise
+            record = evaluate_run(req)
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True) as bar:
+                task = bar.add_task("detecting", total=None)
+                record = evaluate_run(req, progress=lambda stage, done, total: bar.update(
+                    task, description=f"detecting ({stage})", completed=done, total=total))
+        if json_out:
+            print_json(record)
+        else:
+            console.print(single_table(record))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval", help=inspect.cleandoc(_eval_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_eval_command))

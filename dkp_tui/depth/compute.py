@@ -1,0 +1,121 @@
+"""`dkp depth DATASET`: fill the data set's depth cache with MiDaS 3.1 (any transformers DPT depth model).
+
+Order matters for the user: everything that can be refused (data set, splits, model location, offline, an
+incompatible existing cache) is checked before the weights are loaded, so mistakes cost seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dkp_tui.data.layout import manifest_hash, open_split, read_manifest
+from dkp_tui.depth import cache
+from dkp_tui.depth.runner import Timer, physical_splits, plan_jobs, run_jobs, summary
+from dkp_tui.depth.weights import DEFAULT_MODEL, fetch_model, resolve_model
+from dkp_tui.errors import DkpError
+
+if TYPE_CHECKING:
+    import torch
+
+    from dkp_tui.depth.midas import DepthEstimator
+
+VERIFY_IMAGES = 4  # frames of the data set the batched preprocessing is checked on
+
+
+class ModelBackend:
+    """Frames from the data set's memory-mapped splits into the estimator."""
+
+    def __init__(self, dataset: Path, splits: list[str], estimator: DepthEstimator) -> None:
+        manifest = read_manifest(dataset)
+        self.images = {s: open_split(dataset, s, manifest).images for s in splits}
+        self.estimator = estimator
+
+    def load(self, split: str, start: int, stop: int) -> torch.Tensor:
+        return self.estimator.load(self.images[split][start:stop])
+
+    def submit(self, loaded: torch.Tensor, frame_hw: tuple[int, int]) -> Any:
+        return self.estimator.submit(loaded, frame_hw)
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+def check_sizes(batch_size: int, shard_size: int) -> None:
+    if batch_size < 1:
+        raise DkpError(f"--batch-size {batch_size}: must be at least 1")
+    if shard_size < 1:
+        raise DkpError(f"--shard-size {shard_size}: must be at least 1")
+
+
+def compute_depth(dataset: str | Path, model: str = DEFAULT_MODEL, *, batch_size: int = 16, device: str = "auto",
+                  splits: str | None = None, force: bool = False, tag: str = "",
+                  shard_size: int = cache.DEFAULT_SHARD_SIZE, precision: str = "auto",
+                  quiet: bool = False) -> dict[str, Any]:
+    """Compute (or finish) the depth cache ``<dataset>/depth/<tag>``; returns the run summary."""
+    timer = Timer()
+    dataset = Path(dataset)
+    check_sizes(batch_size, shard_size)
+    data_manifest = read_manifest(dataset)
+    plans, aliases = physical_splits(dataset, data_manifest, splits)
+    source = resolve_model(model)
+    tag = cache.check_tag(tag) if tag else cache.clean_tag(source.name)
+    source = fetch_model(source)
+    import torch  # torch and transformers only once the model is known to be there
+
+    from dkp_tui.depth.midas import (
+        DepthEstimator,
+        InputTransform,
+        load_model,
+        load_processor,
+        pick_device,
+        pick_dtype,
+    )
+    from dkp_tui.depth.normalise import ENCODING, NORMALISATION, OUTPUT_INTERPOLATION, POLARITY
+
+    dev = pick_device(device)
+    dtype = pick_dtype(dev, precision)
+    processor, model_info = load_processor(source)
+    transform = InputTransform.from_processor(processor)
+    settings: dict[str, Any] = {
+        "source": "model",
+        "model": model_info,
+        "input": transform.describe(),
+        "output": {"size": [data_manifest.image_size, data_manifest.image_size],
+                   "interpolation": OUTPUT_INTERPOLATION},
+        "normalisation": NORMALISATION,
+        "polarity": POLARITY,
+        "encoding": ENCODING,
+        "shard_size": shard_size,
+        "dataset_manifest_hash": manifest_hash(dataset),
+        "model_path": str(source.directory),
+        "backend": f"transformers {_version('transformers')}",
+    }
+    cache.open_tag(dataset, tag, settings, force, [p.split for p in plans])
+    jobs, skipped = plan_jobs(dataset, tag, plans, shard_size)
+    previous = cache.read_depth_manifest(dataset, tag) if tag in cache.list_tags(dataset) else None
+    totals: dict[str, Any] = {"images": 0, "constant": 0, "seconds": 0.0}
+    if not jobs and previous is not None and all(p.split in previous.get("splits", {}) for p in plans):
+        return summary(dataset, tag, previous, totals, skipped, timer.seconds)  # nothing to do
+    check: dict[str, Any] = {}
+    if jobs:
+        estimator = DepthEstimator(load_model(source, dev, dtype), processor, dev, dtype)
+        first = jobs[0]
+        sample = open_split(dataset, first.split, data_manifest).images[first.start:first.start + VERIFY_IMAGES]
+        check = estimator.verify(sample)
+        backend = ModelBackend(dataset, [p.split for p in plans], estimator)
+        totals = run_jobs(dataset, tag, jobs, plans, backend, batch_size, f"depth {tag}", quiet)
+    seconds = timer.seconds
+    extra = {
+        "same_as": {**((previous or {}).get("same_as") or {}), **aliases},
+        "compute": {"device": str(dev), "precision": "fp16" if dtype == torch.float16 else "fp32",
+                    "batch_size": batch_size, "preprocessing": check, "torch": torch.__version__,
+                    "images": totals["images"], "seconds": round(seconds, 3)},
+    }
+    manifest = cache.finish_tag(dataset, tag, settings, {p.split: p.count for p in plans}, extra)
+    return summary(dataset, tag, manifest, totals, skipped, seconds)

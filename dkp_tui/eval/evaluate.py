@@ -1,0 +1,162 @@
+"""Evaluate one run on a labelled data set: detections on the fit and test splits, then the protocol.
+
+A teacher run is scored on depth maps of the same images (the paper's "depth teacher only" row); a student is
+scored on RGB alone. The record appended to ``<run>/eval.json`` names everything a number depends on: protocol and
+options, data-set manifest hash, input kind, depth tag, weights step and dkp version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dkp_tui.config import apply_overrides, validate
+from dkp_tui.errors import DkpError
+from dkp_tui.eval.protocols import EvalSplit, ProtocolResult, lr_pairs, protocol_for, run_protocol
+from dkp_tui.version import __version__
+
+log = logging.getLogger("dkp.eval")
+
+EVAL_SPLITS = ("fit", "test")
+
+
+@dataclass
+class EvalRequest:
+    """What to evaluate and how; everything the record's identity depends on is here."""
+
+    run: Path
+    data: Path | None = None  # default: the run config's data.dataset
+    overrides: Sequence[str] = ()  # --set, applied to the run's config (eval.* is what matters)
+    device: str = "auto"
+    batch_size: int = 64
+
+
+def _pairs(manifest: Any) -> list[tuple[int, int]]:
+    explicit = manifest.source.get("flip_pairs") if isinstance(manifest.source, dict) else None
+    if explicit:
+        return [(int(a), int(b)) for a, b in explicit]
+    return lr_pairs(manifest.joint_names)
+
+
+def _file_hash(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def eval_key(record: dict[str, Any]) -> str:
+    """What makes two evaluations the same computation: data, protocol, its options, input and weights step."""
+    opts = ",".join(f"{k}={v}" for k, v in sorted((record.get("options") or {}).items()))
+    return "|".join(str(record.get(k)) for k in ("manifest_hash", "protocol", "input", "depth_tag", "step", "weights_hash")) + \
+        "|" + opts
+
+
+def find_previous(run: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest record in ``eval.json`` with the same ``key`` (see ``eval_key``)."""
+    import json
+
+    from dkp_tui.train.runs import EVAL_JSON
+
+    path = Path(run) / EVAL_JSON
+    if not path.is_file():
+        return None
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    for record in reversed(records if isinstance(records, list) else []):
+        if isinstance(record, dict) and record.get("key") == wanted["key"]:
+            return record
+    return None
+
+
+def evaluate_run(req: EvalRequest, *, save: bool = True, reuse: bool = False,
+                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Score ``req.run`` and return the record (appended to ``<run>/eval.json`` when ``save``).
+
+    ``reuse`` returns an earlier identical record instead of recomputing (used by repeats and sweeps).
+    ``progress(stage, done, total)`` is called as images are processed.
+    """
+    from dkp_tui.data.layout import manifest_hash, open_split, read_manifest
+    from dkp_tui.eval.predict import load_detector, pick_device, predict_split, weights_path
+    from dkp_tui.train.runs import append_eval, is_run_dir, read_run_info
+
+    run = Path(req.run)
+    device = pick_device(req.device)
+    detector, cfg, meta = load_detector(run, device)
+    apply_overrides(cfg, list(req.overrides))
+    validate(cfg)
+    role = meta.get("role", "student")
+    status = read_run_info(run).status if is_run_dir(run) else "unknown"
+    if status not in ("finished", "unknown"):
+        log.warning("%s is %s (step %s): evaluating its latest weights", run, status, meta.get("step"))
+
+    dataset = Path(req.data) if req.data is not None else Path(cfg.data.dataset)
+    manifest = read_manifest(dataset)
+    name = protocol_for(manifest.kind, cfg.eval.protocol)
+    kind = "depth" if role == "teacher" else "rgb"
+    depth_tag = ""
+    if kind == "depth":
+        from dkp_tui.depth.cache import resolve_tag
+
+        depth_tag = resolve_tag(dataset, cfg.data.depth_tag)
+    options: dict[str, Any] = {"image_size": cfg.model.image_size}
+    if name == "h36m":
+        options["swap_table"] = cfg.eval.h36m_swap_table
+    record: dict[str, Any] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dkp_version": __version__, "run": str(run), "role": role,
+        "step": int(meta.get("step", 0)), "weights_hash": _file_hash(weights_path(run)), "status": status, "input": kind, "depth_tag": depth_tag,
+        "dataset": str(dataset), "manifest_hash": manifest_hash(dataset), "dataset_kind": manifest.kind,
+        "protocol": name, "options": options,
+    }
+    record["key"] = eval_key(record)
+    if reuse:
+        previous = find_previous(run, record)
+        if previous is not None:
+            return previous
+
+    splits = {}
+    for split in EVAL_SPLITS:
+        arrays = open_split(dataset, split, manifest)
+        if arrays.keypoints is None:
+            raise DkpError(f"{dataset}: split {split!r} has no keypoint labels; the {name} protocol needs them")
+        splits[split] = arrays
+    total = sum(len(a) for a in splits.values())
+    done = 0
+    detections = {}
+    for split in splits:
+        def advance(n: int, _split: str = split) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(f"{_split} split", done, total)
+
+        detections[split] = predict_split(detector, dataset, split, image_size=cfg.model.image_size, kind=kind,
+                                          depth_tag=depth_tag, batch_size=req.batch_size, device=device,
+                                          advance=advance)
+
+    def as_eval(split: str) -> EvalSplit:
+        a = splits[split]
+        return EvalSplit(detections[split], a.keypoints, a.visible, a.masks if split == "test" else None,
+                         float(a.info.label_scale))
+
+    result: ProtocolResult = run_protocol(name, as_eval("fit"), as_eval("test"),
+                                          swap_table=cfg.eval.h36m_swap_table,
+                                          pairs=_pairs(manifest) if name == "synthetic" else ())
+    for fallback in result.fallbacks:
+        log.warning("%s: regression fallback used: %s", run, fallback)
+    out = result.to_dict()
+    record.update({k: v for k, v in out.items() if k != "options"})
+    record["options"] = {**options, **out["options"]}
+    record["n_fit"], record["n_test"] = len(splits["fit"]), len(splits["test"])
+    if save:
+        append_eval(run, record)
+    return record

@@ -1,0 +1,353 @@
+"""`dkp infer`: images, folders and videos → keypoints in input-image pixels (JSON or CSV), optional overlays.
+
+Non-square inputs: ``crop="center"`` (default) takes the largest centred square, as `dkp prepare folder --crop
+center` does for training data, so the detector sees undistorted people; ``crop="none"`` resizes the whole frame
+to a square (distorting it). Either way the keypoints are mapped back exactly to the input frame.
+
+Coordinates: x to the right, y down, in pixels of the input frame, with (0, 0) the centre of the top-left pixel
+(OpenCV's convention). The detector's (y, x) ∈ [-1, 1] map to the centres of the border pixels of its square
+input (the convention of the edge maps the model learned with), and the square input relates to the frame by the
+half-pixel-centre resize mapping ``x_in = left + (x_sq + 0.5) * w / S - 0.5``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from dkp_tui.errors import DkpError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+CROPS = ("center", "none")
+CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y")
+DECIMALS = 3  # JSON and CSV carry the same rounded numbers, so both parse back to identical keypoints
+
+
+@dataclass
+class Source:
+    path: Path
+    kind: str  # image | video
+    frames: int | None = 1  # None: a video whose frame count the container does not say
+    fps: float | None = None
+
+
+def collect_sources(inputs: Sequence[str | Path]) -> list[Source]:
+    """Expand folders (recursively, sorted) and check every input before any work starts."""
+    if not inputs:
+        raise DkpError("no inputs: give image files, video files or folders")
+    sources: list[Source] = []
+    for raw in inputs:
+        p = Path(raw)
+        if not p.exists():
+            raise DkpError(f"input not found: {p}")
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS)
+            if not files:
+                raise DkpError(f"{p}: no images ({', '.join(IMAGE_EXTS)}) or videos ({', '.join(VIDEO_EXTS)})")
+        elif p.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS:
+            files = [p]
+        else:
+            raise DkpError(f"{p}: unsupported file type {p.suffix!r} (images: {', '.join(IMAGE_EXTS)}; "
+                           f"videos: {', '.join(VIDEO_EXTS)})")
+        for f in files:
+            if f.suffix.lower() in VIDEO_EXTS:
+                cap = cv2.VideoCapture(str(f))
+                if not cap.isOpened():
+                    raise DkpError(f"{f}: cannot open video")
+                n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+                fps = float(cap.get(cv2.CAP_PROP_FPS)) or None
+                cap.release()
+                sources.append(Source(f, "video", n if n > 0 else None, fps))
+            else:
+                sources.append(Source(f, "image"))
+    return sources
+
+
+def read_image(path: Path) -> np.ndarray:
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise DkpError(f"{path}: not a readable image (corrupt or truncated?)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class Frame:
+    source: int  # index into the source list
+    index: int  # frame number within a video (0 for an image)
+    image: np.ndarray  # H x W x 3 uint8 RGB
+
+
+def iter_frames(sources: Sequence[Source], stride: int = 1) -> Iterator[Frame]:
+    for i, src in enumerate(sources):
+        if src.kind == "image":
+            yield Frame(i, 0, read_image(src.path))
+            continue
+        cap = cv2.VideoCapture(str(src.path))
+        n = 0
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                if n % stride == 0:
+                    yield Frame(i, n, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                n += 1
+        finally:
+            cap.release()
+        if n == 0:
+            raise DkpError(f"{src.path}: no decodable frames")
+
+
+@dataclass(frozen=True)
+class SquareView:
+    """Where the detector's square input came from in the frame: the region (top, left, h, w), resized to S."""
+
+    top: float
+    left: float
+    h: float
+    w: float
+    size: int
+
+    def to_frame(self, keypoints: np.ndarray) -> np.ndarray:
+        """(..., 2) detector (y, x) in [-1, 1] -> (..., 2) frame pixels as (x, y)."""
+        kp = np.asarray(keypoints, dtype=np.float64)
+        s = self.size
+        ys = (kp[..., 0] + 1.0) * 0.5 * (s - 1)
+        xs = (kp[..., 1] + 1.0) * 0.5 * (s - 1)
+        x = self.left + (xs + 0.5) * self.w / s - 0.5
+        y = self.top + (ys + 0.5) * self.h / s - 0.5
+        return np.stack([x, y], axis=-1)
+
+    def from_frame(self, xy: np.ndarray) -> np.ndarray:
+        """Inverse of ``to_frame``: frame (x, y) pixels -> detector (y, x) in [-1, 1]."""
+        xy = np.asarray(xy, dtype=np.float64)
+        s = self.size
+        xs = (xy[..., 0] - self.left + 0.5) * s / self.w - 0.5
+        ys = (xy[..., 1] - self.top + 0.5) * s / self.h - 0.5
+        return np.stack([ys / (s - 1) * 2 - 1, xs / (s - 1) * 2 - 1], axis=-1)
+
+
+def square_input(image: np.ndarray, size: int, crop: str = "center") -> tuple[np.ndarray, SquareView]:
+    """The detector's S x S input for a frame, and the mapping back to the frame."""
+    if crop not in CROPS:
+        raise DkpError(f"--crop must be one of {', '.join(CROPS)}")
+    h, w = image.shape[:2]
+    if crop == "center":
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        region = image[top:top + side, left:left + side]
+        view = SquareView(float(top), float(left), float(side), float(side), size)
+    else:
+        region = image
+        view = SquareView(0.0, 0.0, float(h), float(w), size)
+    rh, rw = region.shape[:2]
+    interp = cv2.INTER_AREA if rh > size or rw > size else cv2.INTER_LINEAR
+    square = cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=interp)
+    return square, view
+
+
+# -- the run -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InferResult:
+    meta: dict[str, Any]
+    frames: list[dict[str, Any]] = field(default_factory=list)
+
+    def keypoints(self) -> np.ndarray:
+        """F x K x 2 (x, y) of every frame, in order."""
+        return np.array([[[p["x"], p["y"]] for p in f["keypoints"]] for f in self.frames], dtype=np.float64)
+
+
+class _OverlayWriter:
+    """Overlay PNGs for images and one mp4 per video (written under a temporary name, renamed when complete)."""
+
+    def __init__(self, out_dir: Path, edges: list[tuple[int, int, float]]) -> None:
+        self.dir = out_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.edges = edges
+        self.used: set[str] = set()
+        self.video: cv2.VideoWriter | None = None
+        self.video_paths: tuple[Path, Path] | None = None
+        self.video_source = -1
+        self.written: list[str] = []
+
+    def _name(self, stem: str, ext: str) -> str:
+        name, n = f"{stem}{ext}", 1
+        while name in self.used:
+            n += 1
+            name = f"{stem}-{n}{ext}"
+        self.used.add(name)
+        return name
+
+    @staticmethod
+    def draw(image: np.ndarray, xy: np.ndarray, edges: list[tuple[int, int, float]]) -> np.ndarray:
+        from dkp_tui.viz import draw_keypoints
+
+        h, w = image.shape[:2]
+        scale = max(1, 256 // max(h, w))  # small frames are upscaled so the overlay stays readable
+        if scale > 1:
+            image = cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
+        big = (np.asarray(xy) + 0.5) * scale - 0.5
+        hh, ww = image.shape[:2]
+        kp = np.stack([big[:, 1] / max(hh - 1, 1) * 2 - 1, big[:, 0] / max(ww - 1, 1) * 2 - 1], axis=-1)
+        return draw_keypoints(image, kp, edges)
+
+    def add(self, src: Source, source_index: int, image: np.ndarray, xy: np.ndarray, stride: int) -> None:
+        from dkp_tui.viz import save_png
+
+        drawn = self.draw(image, xy, self.edges)
+        if src.kind == "image":
+            path = self.dir / self._name(src.path.stem, ".png")
+            save_png(str(path), drawn)
+            self.written.append(str(path))
+            return
+        if source_index != self.video_source:
+            self.close_video()
+            final = self.dir / self._name(src.path.stem, ".mp4")
+            tmp = final.with_name(f".{final.stem}.partial.mp4")
+            fps = (src.fps or 25.0) / stride
+            h, w = drawn.shape[:2]
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            if not writer.isOpened():
+                raise DkpError(f"cannot write the overlay video {final} (no mp4 encoder in this OpenCV build?)")
+            self.video, self.video_paths, self.video_source = writer, (tmp, final), source_index
+        assert self.video is not None
+        self.video.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+
+    def close_video(self, keep: bool = True) -> None:
+        if self.video is not None and self.video_paths is not None:
+            self.video.release()
+            tmp, final = self.video_paths
+            if keep:
+                os.replace(tmp, final)
+                self.written.append(str(final))
+            else:
+                tmp.unlink(missing_ok=True)
+        self.video, self.video_paths, self.video_source = None, None, -1
+
+
+def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: int = 32, device: str = "auto",
+                  crop: str = "center", stride: int = 1, overlay_dir: Path | None = None,
+                  edge_threshold: float = 0.5, progress: bool = True) -> InferResult:
+    from dkp_tui.eval.predict import detect, load_detector, load_edge_weights, pick_device, uint8_to_input
+    from dkp_tui.viz import strong_edges
+
+    if batch_size < 1 or stride < 1:
+        raise DkpError("--batch-size and --stride must be >= 1")
+    if crop not in CROPS:
+        raise DkpError(f"--crop must be one of {', '.join(CROPS)}")
+    sources = collect_sources(inputs)
+    dev = pick_device(device)
+    detector, cfg, meta = load_detector(run, dev)
+    size = cfg.model.image_size
+    weights = load_edge_weights(run)
+    edges = strong_edges(weights, edge_threshold)
+    result = InferResult({
+        "format": "dkp-keypoints", "version": 1, "run": str(run), "step": int(meta.get("step", 0)),
+        "role": meta.get("role"), "n_keypoints": cfg.model.n_keypoints, "image_size": size, "crop": crop,
+        "coordinates": "x right, y down, pixels of the input frame; (0, 0) is the centre of the top-left pixel",
+        "edges": [[i, j, round(w, 4)] for i, j, w in edges], "edge_threshold": edge_threshold,
+    })
+    overlays = _OverlayWriter(Path(overlay_dir), edges) if overlay_dir is not None else None
+    total = sum(1 if s.kind == "image" else ((s.frames + stride - 1) // stride if s.frames else 0) for s in sources)
+
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from dkp_tui.commands.common import console
+
+        bar = Progress(TextColumn("[bold]infer"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
+                       TimeRemainingColumn(), console=console)
+        task = bar.add_task("infer", total=total or None)
+        bar.start()
+
+    pending: list[tuple[Frame, SquareView]] = []
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        kp = detect(detector, uint8_to_input(np.stack(batch)), dev)
+        for (frame, view), k in zip(pending, kp, strict=True):
+            src = sources[frame.source]
+            xy = np.round(view.to_frame(k), DECIMALS)
+            h, w = frame.image.shape[:2]
+            result.frames.append({
+                "source": str(src.path), "frame": frame.index,
+                "time_s": round(frame.index / src.fps, 4) if src.kind == "video" and src.fps else None,
+                "width": w, "height": h,
+                "keypoints": [{"id": int(j), "x": float(p[0]), "y": float(p[1])} for j, p in enumerate(xy)],
+            })
+            if overlays is not None:
+                overlays.add(src, frame.source, frame.image, xy, stride)
+        if bar is not None:
+            bar.advance(task, len(pending))
+        pending.clear()
+        batch.clear()
+
+    try:
+        for frame in iter_frames(sources, stride):
+            square, view = square_input(frame.image, size, crop)
+            pending.append((frame, view))
+            batch.append(square)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        if overlays is not None:
+            overlays.close_video()
+            result.meta["overlays"] = overlays.written
+    except BaseException:
+        if overlays is not None:
+            overlays.close_video(keep=False)
+        raise
+    finally:
+        if bar is not None:
+            bar.stop()
+    return result
+
+
+# -- output formats ----------------------------------------------------------------------------------------------
+
+
+def to_json(result: InferResult) -> str:
+    return json.dumps({**result.meta, "frames": result.frames}, indent=1) + "\n"
+
+
+def to_csv(result: InferResult) -> str:
+    """Long format: one row per (frame, keypoint); the run's metadata is in the JSON format only."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for f in result.frames:
+        for p in f["keypoints"]:
+            writer.writerow([f["source"], f["frame"], "" if f["time_s"] is None else f["time_s"], f["width"],
+                             f["height"], p["id"], repr(p["x"]), repr(p["y"])])
+    return buf.getvalue()
+
+
+def read_csv(text: str) -> list[dict[str, Any]]:
+    """Parse `to_csv` output back into frames (the inverse, for scripts and tests)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if rows and list(rows[0].keys()) != list(CSV_FIELDS):
+        raise DkpError(f"not a dkp keypoint CSV (columns {list(rows[0].keys())})")
+    frames: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["source"], int(r["frame"]))
+        f = frames.setdefault(key, {"source": r["source"], "frame": int(r["frame"]),
+                                    "time_s": float(r["time_s"]) if r["time_s"] else None,
+                                    "width": int(r["width"]), "height": int(r["height"]), "keypoints": []})
+        f["keypoints"].append({"id": int(r["keypoint"]), "x": float(r["x"]), "y": float(r["y"])})
+    return list(frames.values())

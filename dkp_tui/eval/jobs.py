@@ -1,0 +1,231 @@
+"""Train-or-reuse and evaluate-or-reuse of single runs, with one progress display over a whole job list.
+
+Shared by `dkp eval --runs` and `dkp sweep`. A finished run with the same resolved config is reused, an unfinished
+one is resumed from its checkpoint, so a stopped job list continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dkp_tui.config import Config, load_config
+from dkp_tui.errors import DkpError
+
+# fields that change neither the weights nor the scores (logging cadence, device choice); ignored on reuse
+IGNORED_ON_REUSE = ("train.device", "train.threads", "train.log_every", "train.sample_every", "train.n_samples")
+
+TrainFn = Callable[..., Any]
+
+
+@dataclass
+class Job:
+    """One run to train (or reuse) and evaluate."""
+
+    run: Path
+    cfg: Config
+    role: str  # teacher | student
+    teacher_run: Path | None = None
+    seed: int = 0
+    label: str = ""
+
+
+def seed_config(preset: str, overrides: Sequence[str], seed: int, extra: Sequence[str] = ()) -> Config:
+    """The preset + --set overrides, with this seed (and the variant's own changes) applied last."""
+    return load_config(preset, [*overrides, *extra, f"train.seed={seed}"])
+
+
+def config_differences(a: Config, b: Config) -> list[str]:
+    da, db = a.to_dict(), b.to_dict()
+    out = []
+    for section, values in da.items():
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            if name not in IGNORED_ON_REUSE and db.get(section, {}).get(key) != value:
+                out.append(f"{name}: {db.get(section, {}).get(key)!r} (saved) vs {value!r} (wanted)")
+    return out
+
+
+def run_state(job: Job) -> str:
+    """new | finished | partial, after checking that an existing run was made with the same config."""
+    from dkp_tui.train.runs import is_run_dir, read_run_config, read_run_info
+
+    if not is_run_dir(job.run):
+        return "new"
+    info = read_run_info(job.run)
+    if info.role != job.role:
+        raise DkpError(f"{job.run} holds a {info.role} run where a {job.role} run belongs; choose another --out")
+    diffs = config_differences(job.cfg, read_run_config(job.run))
+    if diffs:
+        raise DkpError(f"{job.run} was trained with a different config ({'; '.join(diffs[:3])}"
+                       f"{'; ...' if len(diffs) > 3 else ''}); use another --out or remove that run")
+    if info.status == "finished" and info.step >= job.cfg.train.iterations:
+        return "finished"
+    return "partial"
+
+
+def ensure_trained(job: Job, train_fn: TrainFn | None = None) -> str:
+    """Train, resume or reuse ``job.run``; returns what happened: reused | trained | resumed."""
+    state = run_state(job)
+    if state == "finished":
+        return "reused"
+    if train_fn is None:
+        from dkp_tui.train.loop import train as train_fn
+    train_fn(job.cfg, job.run, role=job.role, teacher_run=job.teacher_run, resume=state == "partial", quiet=True)
+    return "resumed" if state == "partial" else "trained"
+
+
+def evaluate_job(job: Job, device: str, batch_size: int = 64,
+                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    from dkp_tui.eval.evaluate import EvalRequest, evaluate_run
+
+    return evaluate_run(EvalRequest(job.run, device=device, batch_size=batch_size), reuse=True, progress=progress)
+
+
+def stats(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean, sample std (ddof = 1), min and max of the finite values (None where undefined)."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(vals)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
+    mean = sum(vals) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else None
+    return {"n": n, "mean": mean, "std": std, "min": min(vals), "max": max(vals)}
+
+
+def fmt_mean_std(s: dict[str, Any], digits: int = 2) -> str:
+    if s.get("mean") is None:
+        return "–"
+    if s.get("std") is None:
+        return f"{s['mean']:.{digits}f}"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+# -- progress ----------------------------------------------------------------------------------------------------
+
+
+class JobProgress:
+    """Overall progress in training steps across all jobs (ETA over the whole list), plus the current stage.
+
+    Inner training runs quietly; a watcher thread follows the current run's ``metrics.jsonl`` so the bars move
+    during long runs. Disabled, every method is a no-op.
+    """
+
+    def __init__(self, total_steps: int, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._base = 0
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from dkp_tui.commands.common import console
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+        self.overall = self.progress.add_task("all runs (steps)", total=max(total_steps, 1))
+        self.stage = self.progress.add_task("", total=1)
+        self.progress.start()
+
+    def start_training(self, job: Job, what: str) -> None:
+        if not self.enabled:
+            return
+        total = job.cfg.train.iterations
+        self.progress.update(self.stage, description=f"{job.label}: {what}", total=total, completed=0)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._follow, args=(job.run / "metrics.jsonl", total), daemon=True)
+        self._thread.start()
+
+    def _follow(self, path: Path, total: int) -> None:
+        while not self._stop.wait(0.5):
+            step = _last_step(path)
+            if step is not None:
+                self.progress.update(self.stage, completed=min(step, total))
+                self.progress.update(self.overall, completed=self._base + min(step, total))
+
+    def finish_training(self, job: Job) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._base += job.cfg.train.iterations
+        if self.enabled:
+            self.progress.update(self.overall, completed=self._base)
+
+    def eval_callback(self, job: Job) -> Callable[[str, int, int], None] | None:
+        if not self.enabled:
+            return None
+        self.progress.update(self.stage, description=f"{job.label}: evaluating", total=1, completed=0)
+
+        def update(stage: str, done: int, total: int) -> None:
+            self.progress.update(self.stage, description=f"{job.label}: evaluating ({stage})", total=total,
+                                 completed=done)
+
+        return update
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            self.progress.console.print(message)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.enabled:
+            self.progress.stop()
+
+
+def _last_step(path: Path) -> int | None:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - 4096))
+            lines = fh.read().decode("utf-8", errors="ignore").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            return int(record["step"])
+    return None
+
+
+def run_jobs(jobs: Sequence[Job], *, device: str = "auto", batch_size: int = 64, progress: bool = True,
+             train_fn: TrainFn | None = None) -> list[dict[str, Any]]:
+    """Train-or-reuse then evaluate-or-reuse every job in order; one eval record per job."""
+    records: list[dict[str, Any]] = []
+    bar = JobProgress(sum(j.cfg.train.iterations for j in jobs), enabled=progress)
+    try:
+        for job in jobs:
+            state = run_state(job)
+            if state != "finished":
+                bar.start_training(job, "resuming" if state == "partial" else "training")
+            try:
+                what = ensure_trained(job, train_fn)
+            finally:
+                bar.finish_training(job)
+            if what != "reused":
+                bar.note(f"{job.label}: {what} → {job.run}")
+            record = evaluate_job(job, device, batch_size, bar.eval_callback(job))
+            records.append(record)
+            bar.note(f"{job.label}: {record.get('metric')} = {record.get('value'):.4g}")
+    finally:
+        bar.close()
+    return records

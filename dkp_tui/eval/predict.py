@@ -1,0 +1,111 @@
+"""Load a trained detector from a run and run it, frozen, over a data-set split or a batch of frames.
+
+Only the detector is used at test time (and the edge weights for drawing the skeleton); the decoder never runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dkp_tui.config import Config
+from dkp_tui.errors import DkpError
+
+
+def weights_path(run: str | Path) -> Path:
+    """A run directory's weights, or a ``.safetensors`` file given directly."""
+    from dkp_tui.train.runs import WEIGHTS
+
+    run = Path(run)
+    if run.is_dir():
+        return run / WEIGHTS
+    if run.suffix == ".safetensors":
+        return run
+    raise DkpError(f"{run}: not a run directory or a .safetensors file")
+
+
+def pick_device(requested: str) -> torch.device:
+    from dkp_tui.train.setup import pick_device as _pick
+
+    return _pick(requested or "auto")
+
+
+def load_detector(run: str | Path, device: torch.device | str = "cpu") -> tuple[Any, Config, dict[str, str]]:
+    """(detector in eval mode without gradients, the config it was trained with, the weights' metadata)."""
+    from dkp_tui.model.detector import Detector
+    from dkp_tui.train.runs import config_from_weights, load_weights
+
+    path = weights_path(run)
+    tensors, meta = load_weights(path)
+    cfg = config_from_weights(meta, str(path))
+    state = {k[len("detector."):]: v for k, v in tensors.items() if k.startswith("detector.")}
+    if not state:
+        raise DkpError(f"{path}: holds no detector weights (no 'detector.*' tensors)")
+    detector = Detector(cfg.model.n_keypoints, width=cfg.model.width, image_size=cfg.model.image_size)
+    missing, unexpected = detector.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise DkpError(f"{path}: weights do not fit the detector of its own config "
+                       f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
+    detector.eval().requires_grad_(False)
+    return detector.to(device), cfg, meta
+
+
+def load_edge_weights(run: str | Path) -> np.ndarray:
+    """The learned graph's K x K edge-weight matrix (upper triangle), for drawing the skeleton."""
+    from dkp_tui.model.edges import EdgeGraph
+    from dkp_tui.train.runs import config_from_weights, load_weights
+
+    path = weights_path(run)
+    tensors, meta = load_weights(path)
+    cfg = config_from_weights(meta, str(path))
+    if "edges.logits" not in tensors:
+        return np.zeros((cfg.model.n_keypoints, cfg.model.n_keypoints))
+    graph = EdgeGraph(cfg.model.n_keypoints, sklr=cfg.model.sklr)
+    graph.load_state_dict({"logits": tensors["edges.logits"]})
+    with torch.no_grad():
+        return graph.weight_matrix().cpu().numpy().astype(np.float64)
+
+
+@torch.inference_mode()
+def detect(detector: torch.nn.Module, images: torch.Tensor, device: torch.device | str) -> np.ndarray:
+    """Keypoints (B x K x 2, (y, x) in [-1, 1]) of images (B x 3 x H x W in [-1, 1])."""
+    out = detector(images.to(device, dtype=torch.float32))
+    return out.keypoints.float().cpu().numpy()
+
+
+def uint8_to_input(frames: np.ndarray) -> torch.Tensor:
+    """B x H x W x 3 uint8 RGB to the detector's B x 3 x H x W input in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+def predict_split(detector: torch.nn.Module, dataset: str | Path, split: str, *, image_size: int,
+                  kind: str = "rgb", depth_tag: str = "", batch_size: int = 64, device: torch.device | str = "cpu",
+                  advance: Callable[[int], None] | None = None) -> np.ndarray:
+    """Detections for every image of ``split`` in order (N x K x 2 float32); ``kind`` = rgb or depth."""
+    from dkp_tui.data.layout import read_manifest
+    from dkp_tui.data.loader import eval_batches
+
+    manifest = read_manifest(dataset)
+    count = manifest.splits[split].count if split in manifest.splits else 0
+    if count == 0:
+        raise DkpError(f"{dataset}: split {split!r} is missing or empty")
+    out: np.ndarray | None = None
+    seen = 0
+    for images, indices in eval_batches(dataset, split, image_size, batch_size=batch_size, kind=kind,
+                                        depth_tag=depth_tag):
+        kp = detect(detector, images, device)
+        if out is None:
+            out = np.empty((count, kp.shape[1], 2), dtype=np.float32)
+        idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64)
+        out[idx] = kp
+        seen += len(idx)
+        if advance is not None:
+            advance(len(idx))
+    if out is None or seen != count:
+        raise DkpError(f"{dataset}/{split}: the loader yielded {seen} of {count} images")
+    return out

@@ -1,0 +1,136 @@
+"""`dkp eval --runs N [--compare]`: N seeds of teacher + distilled student (+ the image-only student), and the
+paper's Table 2 layout with mean ± sample std (ddof = 1), min, max and every run's value.
+
+Directory layout under ``--out``::
+
+    <out>/seed{s}/teacher         depth teacher (evaluated on depth: the "depth teacher only" row)
+    <out>/seed{s}/student         distilled student (teacher = seed{s}/teacher), evaluated on RGB
+    <out>/seed{s}/student-only    kd.gamma = 0 (AutoLink), only with --compare
+    <out>/summary.json            the table as JSON (rewritten after every invocation)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dkp_tui.errors import DkpError
+from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, run_jobs, seed_config, stats
+
+VARIANTS = ("student-only", "teacher", "distilled")
+ROW_LABELS = {
+    "student-only": "image student only (γ = 0)",
+    "teacher": "depth teacher only (on depth)",
+    "distilled": "distilled student (Distill-DKP)",
+}
+RUN_NAMES = {"student-only": "student-only", "teacher": "teacher", "distilled": "student"}
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    variant_of: dict[str, str] = field(default_factory=dict)  # run path -> variant
+
+
+def plan_repeats(preset: str, n_runs: int, compare: bool, out: Path, overrides: Sequence[str] = ()) -> Plan:
+    """Jobs in the order they must run: per seed the teacher, then the distilled student (then student-only)."""
+    if n_runs < 1:
+        raise DkpError("--runs must be >= 1")
+    plan = Plan([])
+    for seed in range(n_runs):
+        base = seed_config(preset, overrides, seed)
+        if base.kd.gamma <= 0:
+            raise DkpError(f"the config has kd.gamma={base.kd.gamma}; the distilled student needs kd.gamma > 0 "
+                           "(the image-only baseline comes with --compare)")
+        d = Path(out) / f"seed{seed}"
+        teacher = Job(d / RUN_NAMES["teacher"], base, "teacher", None, seed, f"seed {seed} teacher")
+        distilled = Job(d / RUN_NAMES["distilled"], base, "student", teacher.run, seed, f"seed {seed} distilled")
+        seed_jobs = [(teacher, "teacher"), (distilled, "distilled")]
+        if compare:
+            only_cfg = seed_config(preset, overrides, seed, ["kd.gamma=0"])
+            seed_jobs.append((Job(d / RUN_NAMES["student-only"], only_cfg, "student", None, seed,
+                                  f"seed {seed} student-only"), "student-only"))
+        for job, variant in seed_jobs:
+            plan.jobs.append(job)
+            plan.variant_of[str(job.run)] = variant
+    return plan
+
+
+def summarize(plan: Plan, records: Sequence[dict[str, Any]], preset: str, n_runs: int) -> dict[str, Any]:
+    """The Table 2 summary: one row per variant, values per seed in seed order."""
+    by_variant: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for job, record in zip(plan.jobs, records, strict=True):
+        by_variant.setdefault(plan.variant_of[str(job.run)], []).append((job.seed, record))
+    first = records[0] if records else {}
+    rows = []
+    for variant in VARIANTS:
+        if variant not in by_variant:
+            continue
+        items = sorted(by_variant[variant], key=lambda x: x[0])
+        values = [r.get("value") for _, r in items]
+        on_fig = [(r.get("extras") or {}).get("on_figure") for _, r in items]
+        rows.append({
+            "variant": variant, "label": ROW_LABELS[variant], "input": items[0][1].get("input"),
+            "seeds": [s for s, _ in items], "values": values, **stats(values),
+            "on_figure": on_fig if any(v is not None for v in on_fig) else None,
+            "on_figure_stats": stats(on_fig) if any(v is not None for v in on_fig) else None,
+            "runs": [r.get("run") for _, r in items], "fallbacks": sum(len(r.get("fallbacks") or []) for _, r in items),
+        })
+    summary: dict[str, Any] = {
+        "preset": preset, "n_runs": n_runs, "protocol": first.get("protocol"), "metric": first.get("metric"),
+        "label": first.get("label"), "higher_is_better": first.get("higher_is_better"),
+        "options": first.get("options"), "dataset": first.get("dataset"), "manifest_hash": first.get("manifest_hash"),
+        "dkp_version": first.get("dkp_version"), "rows": rows,
+    }
+    means = {r["variant"]: r["mean"] for r in rows}
+    if means.get("distilled") is not None and means.get("student-only"):
+        summary["ratio_distilled_to_student_only"] = means["distilled"] / means["student-only"]
+    return summary
+
+
+def run_repeats(preset: str, n_runs: int, compare: bool, out: Path, overrides: Sequence[str] = (), *,
+                device: str = "auto", batch_size: int = 64, progress: bool = True,
+                train_fn: TrainFn | None = None) -> dict[str, Any]:
+    from dkp_tui.atomic import write_json
+
+    plan = plan_repeats(preset, n_runs, compare, out, overrides)
+    records = run_jobs(plan.jobs, device=device, batch_size=batch_size, progress=progress, train_fn=train_fn)
+    summary = summarize(plan, records, preset, n_runs)
+    write_json(Path(out) / "summary.json", summary)
+    return summary
+
+
+def table(summary: dict[str, Any]) -> Any:
+    """The rich table of the summary: rows = variants, columns = mean ± std, min, max, per seed (+ on-figure)."""
+    from rich.table import Table
+
+    arrow = "↑" if summary.get("higher_is_better") else "↓"
+    opts = ", ".join(f"{k}={v}" for k, v in (summary.get("options") or {}).items()
+                     if k in ("swap_table", "threshold_px", "image_size"))
+    title = (f"{summary.get('label')} {arrow} — preset {summary.get('preset')}, {summary.get('n_runs')} seeds"
+             + (f" ({opts})" if opts else ""))
+    t = Table(title=title, title_justify="left")
+    t.add_column("variant")
+    t.add_column("input")
+    t.add_column("mean ± std", justify="right")
+    t.add_column("min", justify="right")
+    t.add_column("max", justify="right")
+    t.add_column("per seed", justify="left")
+    has_fig = any(r.get("on_figure") for r in summary["rows"])
+    if has_fig:
+        t.add_column("on figure", justify="right")
+    for r in summary["rows"]:
+        cells = [r["label"], str(r.get("input")), fmt_mean_std(r),
+                 "–" if r["min"] is None else f"{r['min']:.2f}", "–" if r["max"] is None else f"{r['max']:.2f}",
+                 " ".join("–" if v is None else f"{v:.2f}" for v in r["values"])]
+        if has_fig:
+            fs = r.get("on_figure_stats")
+            cells.append("–" if not fs or fs["mean"] is None else
+                         f"{fs['mean'] * 100:.1f} %" + ("" if fs["std"] is None else f" ± {fs['std'] * 100:.1f}"))
+        t.add_row(*cells)
+    ratio = summary.get("ratio_distilled_to_student_only")
+    if ratio is not None:
+        t.caption = f"distilled / image-only student = {ratio:.3f}"
+    return t
