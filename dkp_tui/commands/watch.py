@@ -29,12 +29,19 @@ def register(app: typer.Typer) -> None:
     @app.command("watch", help=HELP)
     @guarded
     def watch(
-        path: Path = typer.Argument(Path("."), metavar="RUN_OR_DIR", help="A run directory or a directory of runs."),
-        once: bool = typer.Option(False, "--once", help="Print one snapshot and exit instead of the live dashboard."),
+        path: Path = typer.Argument(
+            Path("."), metavar="RUN_OR_DIR", help="A run directory or a directory of runs."
+        ),
+        once: bool = typer.Option(
+            False, "--once", help="Print one snapshot and exit instead of the live dashboard."
+        ),
         json_out: bool = typer.Option(False, "--json", help="With --once: the snapshot as JSON on stdout."),
-        width: int = typer.Option(100, "--width", min=40, max=400, help="With --once: text width in columns."),
-        images: str = typer.Option("auto", "--images",
-                                   help="auto (real pixels on kitty/sixel/iTerm, else half-blocks) or halfcell."),
+        width: int = typer.Option(
+            100, "--width", min=40, max=400, help="With --once: text width in columns."
+        ),
+        images: str = typer.Option(
+            "auto", "--images", help="auto (real pixels on kitty/sixel/iTerm, else half-blocks) or halfcell."
+        ),
     ) -> None:
         from dkp_tui.errors import DkpError
 

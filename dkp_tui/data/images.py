@@ -136,11 +136,12 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def resize_mask(mask01: np.ndarray, size: int) -> np.ndarray:
-    """A [0, 1] mask resized like the frame and stored as uint8 0-255 (255 = figure)."""
+    """A [0, 1] mask resized like the frame and stored as the layout's uint8 0/1 (1 = figure, coverage >= 0.5,
+    as the synthetic set stores it)."""
     h, w = mask01.shape
     m = mask01 if (h, w) == (size, size) else np.asarray(
-        Image.fromarray(mask01.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR))
-    return np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8)
+        Image.fromarray(mask01.astype(np.float32)).resize((size, size), Image.BILINEAR))
+    return (m >= 0.5).astype(np.uint8)
 
 
 def to_storage(image: np.ndarray, size: int, crop: str = "center") -> np.ndarray:

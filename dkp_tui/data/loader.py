@@ -39,7 +39,9 @@ class Batch:
     flipped: torch.Tensor  # (B,) bool, horizontally flipped (image and depth alike)
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
-        move = (lambda t: None if t is None else t.to(device, non_blocking=non_blocking))
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
         return Batch(move(self.image), move(self.depth), self.index, self.flipped)
 
 
@@ -54,28 +56,43 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def images_to_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float32 (B, 3, size, size) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).float()  # a copy: memmaps are read-only
-    x = x.mul_(1.0 / 127.5).sub_(1.0)
-    return _resize(x, size).contiguous()
+    """uint8 (B, H, W, 3) -> float32 (B, 3, size, size) in [-1, 1]: x / 127.5 - 1.
+
+    The conversion runs in numpy (one core, GIL released), so the prefetch thread never competes with the
+    training step for torch's intra-op threads; torch only resizes, when the stored size differs.
+    """
+    out = np.empty((frames.shape[0], 3, frames.shape[1], frames.shape[2]), dtype=np.float32)
+    np.multiply(frames.transpose(0, 3, 1, 2), np.float32(1.0 / 127.5), out=out)
+    out -= np.float32(1.0)
+    return _resize(torch.from_numpy(out), size).contiguous()
 
 
-def depth_to_tensor(maps: np.ndarray, size: int) -> torch.Tensor:
-    """uint16 (B, H, W), near = 65535 -> float32 (B, 1, size, size) in [-1, 1] (replicate to 3 channels after)."""
-    d = torch.from_numpy(np.ascontiguousarray(maps).astype(np.float32))[:, None]
-    d = d.mul_(2.0 / 65535.0).sub_(1.0)  # (d - 0.5) / 0.5 with d = uint16 / 65535
-    return _resize(d, size)
+def depth_to_tensor(maps: np.ndarray, size: int, channels: int = 1) -> torch.Tensor:
+    """uint16 (B, H, W), near = 65535 -> float32 (B, channels, size, size) in [-1, 1]: (d - 0.5) / 0.5 with
+    d = uint16 / 65535; the teacher's input is the map replicated to 3 channels."""
+    n, h, w = maps.shape
+    resize = h != size or w != size
+    out = np.empty((n, 1 if resize else channels, h, w), dtype=np.float32)
+    np.multiply(maps, np.float32(2.0 / 65535.0), out=out[:, 0])
+    out[:, 0] -= np.float32(1.0)
+    if resize:
+        x = _resize(torch.from_numpy(out), size)
+        return x.expand(-1, channels, -1, -1).contiguous() if channels > 1 else x
+    for c in range(1, channels):
+        out[:, c] = out[:, 0]
+    return torch.from_numpy(out)
 
 
-def _flip(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-    if bool(flips.any()):
-        rows = flips.nonzero().squeeze(1)
-        x[rows] = x[rows].flip(-1)
-    return x
+def _flip(rows: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """Mirror the flagged frames left-right, in place on the gathered (uint8/uint16, N x H x W [x C]) copy."""
+    k = np.flatnonzero(flips)
+    if len(k):
+        rows[k] = rows[k, :, ::-1]
+    return rows
 
 
 def _gather(array: Any, idx: np.ndarray) -> np.ndarray:
-    """array[idx] reading the memmap in ascending order (sequential I/O), returned in idx's order."""
+    """array[idx] reading the memmap in ascending order (sequential I/O), returned in idx's order (a copy)."""
     order = np.argsort(idx, kind="stable")
     rows = np.asarray(array[idx[order]])
     out = np.empty_like(rows)
@@ -138,18 +155,16 @@ class BatchLoader:
         return glob[part].astype(np.int64), flips[part]
 
     def batch(self, step: int) -> Batch:
-        idx, flips_np = self.indices(step)
-        flips = torch.from_numpy(flips_np)
+        idx, flips = self.indices(step)
         image = depth = None
         if self.images is not None:
-            image = _flip(images_to_tensor(_gather(self.images, idx), self.image_size), flips)
-        if self.depth is not None:
-            d = _flip(depth_to_tensor(_gather(self.depth, idx), self.image_size), flips)
-            depth = d.expand(-1, 3, -1, -1).contiguous()
+            image = images_to_tensor(_flip(_gather(self.images, idx), flips), self.image_size)
+        if self.depth is not None:  # the same flips: one draw per sample for the frame and its depth map
+            depth = depth_to_tensor(_flip(_gather(self.depth, idx), flips), self.image_size, channels=3)
         if self.pin_memory:
             image = image.pin_memory() if image is not None else None
             depth = depth.pin_memory() if depth is not None else None
-        return Batch(image, depth, torch.from_numpy(idx), flips)
+        return Batch(image, depth, torch.from_numpy(idx), torch.from_numpy(flips))
 
     def iterate(self, start_step: int, end_step: int) -> Iterator[tuple[int, Batch]]:
         """Batches for steps [start_step, end_step), prepared ``prefetch`` ahead by a background thread."""
@@ -213,5 +228,5 @@ def eval_batches(dataset: str | Path, split: str, image_size: int, batch_size: i
         if kind == "rgb":
             x = images_to_tensor(rows, image_size)
         else:
-            x = depth_to_tensor(rows, image_size).expand(-1, 3, -1, -1).contiguous()
+            x = depth_to_tensor(rows, image_size, channels=3)
         yield x, torch.arange(start, stop, dtype=torch.int64)

@@ -80,10 +80,16 @@ class SyntheticParams:
     elbow_flex_deg: float = 140.0  # forearm relative to upper arm, either way
     hip_abduction_deg: tuple[float, float] = (-15.0, 50.0)  # thigh from straight down
     knee_flex_deg: float = 35.0  # shin relative to thigh, either way
+    hand_bend_deg: float = 30.0  # hand relative to forearm, either way
+    foot_turn_deg: float = 20.0  # foot from perpendicular-outwards to the shin, either way
+    chest_top_drop: float = 0.03  # the chest capsule ends this far below the neck joint
+    shoulder_drop: float = 0.02  # shoulder joints sit this far below the neck joint
     # out-of-plane bone angles (degrees; negative = towards the camera): foreshortening plus depth relief
     arm_out_of_plane_deg: tuple[float, float] = (-65.0, 45.0)
     leg_out_of_plane_deg: tuple[float, float] = (-50.0, 30.0)
     torso_out_of_plane_deg: tuple[float, float] = (-15.0, 15.0)
+    head_out_of_plane_deg: tuple[float, float] = (-10.0, 10.0)
+    hand_foot_out_of_plane_deg: tuple[float, float] = (-30.0, 30.0)
     # -- clothing ----------------------------------------------------------------------------------------
     texture_probs: tuple[float, float, float] = (0.4, 0.3, 0.3)  # plain, stripes, noise
     stripe_period_frac: tuple[float, float] = (0.03, 0.09)  # stripe period / frame size
@@ -93,9 +99,15 @@ class SyntheticParams:
     skin_hue: tuple[float, float] = (0.02, 0.10)
     skin_sat: tuple[float, float] = (0.2, 0.6)
     skin_val: tuple[float, float] = (0.3, 0.95)
+    shoe_sat: tuple[float, float] = (0.0, 0.5)
+    shoe_val: tuple[float, float] = (0.1, 0.4)
     long_sleeve_prob: float = 0.5
     shorts_prob: float = 0.3
+    # -- shading and texture noise (figure and clutter alike) --------------------------------------------
     ambient: float = 0.45  # shading: ambient + (1 - ambient) * Lambert
+    light: tuple[float, float, float] = (-0.35, -0.45, 0.82)  # towards the light: (x, y, towards camera)
+    noise_cells: tuple[int, int] = (8, 2)  # texture noise: random grids of size/8 and size/2, bilinear up
+    noise_coarse_weight: float = 0.6  # weight of the coarse grid (the fine one gets the rest)
     # -- wall (the far background plane) ------------------------------------------------------------------
     wall_depth_m: tuple[float, float] = (6.0, 10.0)  # distance at the frame centre
     wall_tilt: float = 0.3  # inverse depth varies by up to +-tilt (relative) across the frame (a plane)
@@ -108,8 +120,12 @@ class SyntheticParams:
     stick_segments: tuple[int, int] = (2, 4)  # capsules per stick structure, inclusive
     stick_branch_prob: float = 0.35  # a stick grows a side branch at its first joint
     stick_turn_deg: float = 120.0  # angle between consecutive stick segments, either way
+    stick_taper: tuple[float, float] = (0.75, 1.05)  # radius factor from one stick segment to the next
     distractor_skin_prob: float = 0.25  # a distractor takes a skin colour (else a clothing colour)
     bar_length_frac: tuple[float, float] = (0.15, 0.5)  # bar length / H of a virtual figure
+    distractor_lengths: tuple[str, ...] = ("thigh", "shin", "upper_arm", "forearm", "spine_neck")  # from `lengths`
+    distractor_radii: tuple[str, ...] = ("hips", "belly", "chest", "shoulders", "upper_arm", "forearm", "thigh",
+                                         "shin")  # drawn from `radii`
     patch_half_frac: tuple[float, float] = (0.04, 0.13)  # patch half-size / frame size
     patch_ellipse_prob: float = 0.4
 
@@ -221,12 +237,14 @@ def _pose(rng: np.random.Generator, p: SyntheticParams) -> tuple[dict[str, np.nd
     bone("pelvis", "spine", up, L["pelvis_spine"], p.torso_out_of_plane_deg)
     chest = up + deg(rng.uniform(-p.spine_bend_deg, p.spine_bend_deg))
     bone("spine", "neck", chest, L["spine_neck"], p.torso_out_of_plane_deg)
-    pos["chest_top"], z["chest_top"] = pos["neck"] - _dir(chest) * 0.03, z["neck"]
-    bone("neck", "head", chest + deg(rng.uniform(-p.head_tilt_deg, p.head_tilt_deg)), L["neck_head"], (-10, 10))
+    pos["chest_top"], z["chest_top"] = pos["neck"] - _dir(chest) * p.chest_top_drop, z["neck"]
+    bone("neck", "head", chest + deg(rng.uniform(-p.head_tilt_deg, p.head_tilt_deg)), L["neck_head"],
+         p.head_out_of_plane_deg)
     down_chest, down_hips = chest - np.pi, lean
     for side, sign in (("l", 1.0), ("r", -1.0)):
         # the figure's own side: +x (sign +1) for its left when upright
-        shoulder = pos["neck"] + _dir(down_chest + sign * np.pi / 2) * L["shoulder_half"] + _dir(down_chest) * 0.02
+        shoulder = (pos["neck"] + _dir(down_chest + sign * np.pi / 2) * L["shoulder_half"]
+                    + _dir(down_chest) * p.shoulder_drop)
         pos[f"{side}_shoulder"], z[f"{side}_shoulder"] = shoulder, z["neck"]
         hip = _dir(down_hips + sign * np.pi / 2) * L["hip_half"]
         pos[f"{side}_hip"], z[f"{side}_hip"] = hip, 0.0
@@ -234,13 +252,14 @@ def _pose(rng: np.random.Generator, p: SyntheticParams) -> tuple[dict[str, np.nd
         bone(f"{side}_shoulder", f"{side}_elbow", upper, L["upper_arm"], p.arm_out_of_plane_deg)
         fore = upper + deg(rng.uniform(-p.elbow_flex_deg, p.elbow_flex_deg))
         bone(f"{side}_elbow", f"{side}_wrist", fore, L["forearm"], p.arm_out_of_plane_deg)
-        bone(f"{side}_wrist", f"{side}_hand", fore + deg(rng.uniform(-30, 30)), L["hand"], (-30, 30))
+        bone(f"{side}_wrist", f"{side}_hand", fore + deg(rng.uniform(-p.hand_bend_deg, p.hand_bend_deg)),
+             L["hand"], p.hand_foot_out_of_plane_deg)
         thigh = down_hips + sign * deg(rng.uniform(*p.hip_abduction_deg))
         bone(f"{side}_hip", f"{side}_knee", thigh, L["thigh"], p.leg_out_of_plane_deg)
         shin = thigh + deg(rng.uniform(-p.knee_flex_deg, p.knee_flex_deg))
         bone(f"{side}_knee", f"{side}_ankle", shin, L["shin"], p.leg_out_of_plane_deg)
-        bone(f"{side}_ankle", f"{side}_toe", shin + sign * np.pi / 2 + deg(rng.uniform(-20, 20)), L["foot"],
-             (-30, 30))
+        bone(f"{side}_ankle", f"{side}_toe", shin + sign * (np.pi / 2 + deg(rng.uniform(-1, 1) * p.foot_turn_deg)),
+             L["foot"], p.hand_foot_out_of_plane_deg)
     return pos, z
 
 
@@ -253,7 +272,7 @@ def _draw_figure(canvas: Canvas, rng: np.random.Generator, p: SyntheticParams, s
     skin = _skin_colour(rng, p)
     paints = {"top": _paint(rng, p, size), "bottom": _paint(rng, p, size),
               "skin": Paint(colour=skin, colour2=skin),
-              "shoe": Paint(colour=_hsv(rng.random(), rng.uniform(0, 0.5), rng.uniform(0.1, 0.4)),
+              "shoe": Paint(colour=_hsv(rng.random(), rng.uniform(*p.shoe_sat), rng.uniform(*p.shoe_val)),
                             colour2=skin)}
     # fit the frame: the standing height H = h * size, shrunk if this pose would not fit
     names = list(pos)
@@ -309,8 +328,8 @@ def _distractor_paint(rng: np.random.Generator, p: SyntheticParams, size: int) -
 def _draw_clutter(canvas: Canvas, rng: np.random.Generator, p: SyntheticParams, size: int) -> int:
     """Limb-like paint on the wall, with shapes and colours drawn from the figures' own statistics."""
     n = int(rng.integers(p.n_distractors[0], p.n_distractors[1] + 1))
-    lengths = np.array([v for k, v in p.lengths if k in ("thigh", "shin", "upper_arm", "forearm", "spine_neck")])
-    radii = np.array([v for k, v in p.radii if k not in ("head", "hand", "foot", "neck")])
+    lengths = np.array([v for k, v in p.lengths if k in p.distractor_lengths])
+    radii = np.array([v for k, v in p.radii if k in p.distractor_radii])
     for _ in range(n):
         kind = _pick(rng, p.distractor_kind_probs)
         h = rng.uniform(*p.height_range) * size  # the H of a virtual figure this structure could belong to
@@ -333,7 +352,7 @@ def _draw_clutter(canvas: Canvas, rng: np.random.Generator, p: SyntheticParams, 
                 capsule(canvas, joints[-1], nxt, r, paint)
                 joints.append(nxt)
                 theta += np.deg2rad(rng.uniform(-p.stick_turn_deg, p.stick_turn_deg))
-                r *= rng.uniform(0.75, 1.05)
+                r *= rng.uniform(*p.stick_taper)
             if rng.random() < p.stick_branch_prob:
                 branch = joints[1] + _dir(rng.uniform(0.0, 2.0 * np.pi)) * _one(rng, lengths) * h
                 capsule(canvas, joints[1], branch, r, paint)
@@ -343,13 +362,11 @@ def _draw_clutter(canvas: Canvas, rng: np.random.Generator, p: SyntheticParams, 
     return n
 
 
-def _noise_field(rng: np.random.Generator, size: int) -> np.ndarray:
+def _noise_field(rng: np.random.Generator, size: int, p: SyntheticParams) -> np.ndarray:
     """Blotchy texture noise in [0, 1] at two scales (bilinear upsampled), shared by every noise texture."""
-    coarse = cv2.resize(rng.random((max(2, size // 8),) * 2, dtype=np.float32), (size, size),
-                        interpolation=cv2.INTER_LINEAR)
-    fine = cv2.resize(rng.random((max(2, size // 2),) * 2, dtype=np.float32), (size, size),
-                      interpolation=cv2.INTER_LINEAR)
-    return 0.6 * coarse + 0.4 * fine
+    coarse, fine = (cv2.resize(rng.random((max(2, size // c),) * 2, dtype=np.float32), (size, size),
+                               interpolation=cv2.INTER_LINEAR) for c in p.noise_cells)
+    return p.noise_coarse_weight * coarse + (1.0 - p.noise_coarse_weight) * fine
 
 
 # -- one sample --------------------------------------------------------------------------------------------------
@@ -362,7 +379,7 @@ def render_sample(rng: np.random.Generator, size: int, background: str, params: 
         raise DkpError(f"image size {size} is too small; use 64 or 128")
     figure_rng, wall_rng, clutter_rng = rng.spawn(3)
     rgb, inv_wall = _wall(wall_rng, params, size)
-    canvas = Canvas(rgb, _noise_field(wall_rng, size), params.ambient)
+    canvas = Canvas(rgb, _noise_field(wall_rng, size, params), params.ambient, params.light)
     n_distractors = _draw_clutter(canvas, clutter_rng, params, size) if background == "cluttered" else 0
     joints, facts = _draw_figure(canvas, figure_rng, params, size)
     # inverse depth, figure over wall by coverage (1 / inf = 0 off the figure, where the coverage is 0 anyway)

@@ -20,11 +20,6 @@ from numpy._core import umath
 
 _clip = umath.clip  # the ufunc: several times cheaper per call than np.clip on small arrays
 
-# light direction for the Lambert shading of rounded shapes: from the upper left, in front of the wall
-_L = (-0.35, -0.45, 0.82)  # (x, y, towards the camera)
-_N = math.sqrt(sum(v * v for v in _L))
-LIGHT_X, LIGHT_Y, LIGHT_Z = (v / _N for v in _L)
-
 PLAIN, STRIPES, NOISE = 0, 1, 2
 
 
@@ -45,11 +40,14 @@ class Canvas:
     """RGB, figure coverage/depth and clutter coverage of one image (float32, (y, x) with pixel centres at
     integer coordinates)."""
 
-    def __init__(self, rgb: np.ndarray, noise: np.ndarray, ambient: float) -> None:
+    def __init__(self, rgb: np.ndarray, noise: np.ndarray, ambient: float,
+                 light: tuple[float, float, float] = (-0.35, -0.45, 0.82)) -> None:
         self.size = s = rgb.shape[0]
         self.rgb = rgb  # (S, S, 3) float32
         self.noise = noise  # (S, S) float32 in [0, 1], the shared texture field
         self.ambient = float(ambient)
+        norm = math.sqrt(sum(v * v for v in light))
+        self.light = tuple(v / norm for v in light)  # unit (x, y, towards the camera), for Lambert shading
         self.zbuf = np.full((s, s), np.inf, dtype=np.float32)  # figure surface depth (metres)
         self.cover = np.zeros((s, s), dtype=np.float32)  # figure coverage in [0, 1]
         self.paint = np.zeros((s, s), dtype=np.float32)  # clutter (wall paint) coverage in [0, 1]
@@ -89,9 +87,10 @@ def _colour(canvas: Canvas, paint: Paint, sy: slice, sx: slice, shade: np.ndarra
 
 def _shade(canvas: Canvas, ey: np.ndarray, ex: np.ndarray, height: np.ndarray, r: float) -> np.ndarray:
     """Lambert shading of a tube of radius r: normal (ex/r, ey/r, height), height = sqrt(1 - (d/r)^2)."""
-    lam = ex * np.float32(LIGHT_X / r)
-    lam += ey * np.float32(LIGHT_Y / r)
-    lam += height * np.float32(LIGHT_Z)
+    lx, ly, lz = canvas.light
+    lam = ex * np.float32(lx / r)
+    lam += ey * np.float32(ly / r)
+    lam += height * np.float32(lz)
     _clip(lam, 0.0, 1.0, out=lam)
     lam *= np.float32(1.0 - canvas.ambient)
     lam += np.float32(canvas.ambient)

@@ -21,7 +21,8 @@ from dkp_tui.errors import DkpError
 VERIFY_MEAN_TOL = 5e-3
 VERIFY_MAX_TOL = 0.25
 
-_FILTERS = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL resample codes the batched path reproduces
+# PIL resample codes the batched path reproduces, as transformers maps them to torchvision's modes
+_FILTERS = {0: "nearest_exact", 2: "bilinear", 3: "bicubic"}
 
 
 # --- the input transform -----------------------------------------------------------------------------------------------
@@ -48,7 +49,7 @@ class InputTransform:
     size: tuple[int, int]  # the processor's target (height, width)
     keep_aspect_ratio: bool
     multiple: int
-    filter: str  # nearest | bilinear | bicubic
+    filter: str  # nearest_exact | bilinear | bicubic
     rescale: float | None  # None: no rescale
     mean: tuple[float, ...] | None  # None: no normalisation
     std: tuple[float, ...] | None

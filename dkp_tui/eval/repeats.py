@@ -21,9 +21,9 @@ from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, run_jobs, seed_config,
 
 VARIANTS = ("student-only", "teacher", "distilled")
 ROW_LABELS = {
-    "student-only": "image student only (γ = 0)",
-    "teacher": "depth teacher only (on depth)",
-    "distilled": "distilled student (Distill-DKP)",
+    "student-only": "image student only",
+    "teacher": "depth teacher only",
+    "distilled": "distilled student",
 }
 RUN_NAMES = {"student-only": "student-only", "teacher": "teacher", "distilled": "student"}
 
@@ -112,23 +112,26 @@ def table(summary: dict[str, Any]) -> Any:
     title = (f"{summary.get('label')} {arrow} — preset {summary.get('preset')}, {summary.get('n_runs')} seeds"
              + (f" ({opts})" if opts else ""))
     t = Table(title=title, title_justify="left")
-    t.add_column("variant")
-    t.add_column("input")
-    t.add_column("mean ± std", justify="right")
-    t.add_column("min", justify="right")
-    t.add_column("max", justify="right")
-    t.add_column("per seed", justify="left")
+    t.add_column("variant (input)", min_width=14)
+    t.add_column("mean ± std", justify="right", no_wrap=True)
+    t.add_column("min", justify="right", no_wrap=True)
+    t.add_column("max", justify="right", no_wrap=True)
     has_fig = any(r.get("on_figure") for r in summary["rows"])
     if has_fig:
-        t.add_column("on figure", justify="right")
+        t.add_column("on figure %", justify="right", no_wrap=True)
+    t.add_column("per seed", justify="left", overflow="fold", min_width=12)
     for r in summary["rows"]:
-        cells = [r["label"], str(r.get("input")), fmt_mean_std(r),
-                 "–" if r["min"] is None else f"{r['min']:.2f}", "–" if r["max"] is None else f"{r['max']:.2f}",
-                 " ".join("–" if v is None else f"{v:.2f}" for v in r["values"])]
+        cells = [
+            f"{r['label']} ({r.get('input')})",
+            fmt_mean_std(r),
+            "–" if r["min"] is None else f"{r['min']:.2f}",
+            "–" if r["max"] is None else f"{r['max']:.2f}",
+        ]
         if has_fig:
             fs = r.get("on_figure_stats")
             cells.append("–" if not fs or fs["mean"] is None else
-                         f"{fs['mean'] * 100:.1f} %" + ("" if fs["std"] is None else f" ± {fs['std'] * 100:.1f}"))
+                         f"{fs['mean'] * 100:.1f}" + ("" if fs["std"] is None else f" ± {fs['std'] * 100:.1f}"))
+        cells.append(" ".join("–" if v is None else f"{v:.2f}" for v in r["values"]))
         t.add_row(*cells)
     ratio = summary.get("ratio_distilled_to_student_only")
     if ratio is not None:

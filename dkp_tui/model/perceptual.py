@@ -42,7 +42,7 @@ def _missing_weights_message(detail: str) -> str:
     )
 
 
-def _vgg16_trunk() -> nn.Sequential:
+def vgg16_trunk() -> nn.Sequential:
     """features[:23] of torchvision's VGG16, with the same indices (so its state-dict keys load unchanged)."""
     layers: list[nn.Module] = []
     in_channels = 3
@@ -55,6 +55,9 @@ def _vgg16_trunk() -> nn.Sequential:
             in_channels = item
     assert len(layers) == SLICE_ENDS[-1]
     return nn.Sequential(*layers)
+
+
+_vgg16_trunk = vgg16_trunk  # the name dkp_tui/bench.py imports
 
 
 def _read_state_dict(path: Path) -> Mapping[str, Tensor]:
@@ -79,7 +82,8 @@ def _read_state_dict(path: Path) -> Mapping[str, Tensor]:
 
 def _trunk_state(state: Mapping[str, Tensor], source: str) -> dict[str, Tensor]:
     """Keep the features.N.* entries (a full VGG16 state dict) or bare N.* entries (a features-only one)."""
-    trunk_keys = set(_vgg16_trunk().state_dict().keys())
+    with torch.device("meta"):  # only the key names are needed
+        trunk_keys = set(vgg16_trunk().state_dict().keys())
     picked: dict[str, Tensor] = {}
     for key, value in state.items():
         bare = key[len("features.") :] if key.startswith("features.") else key
@@ -118,7 +122,7 @@ def load_vgg16_features(weights_path: str | None = None) -> nn.Module:
             ) from None
         finally:
             socket.setdefaulttimeout(previous)
-    trunk = _vgg16_trunk()
+    trunk = vgg16_trunk()
     try:
         trunk.load_state_dict(_trunk_state(state, source))
     except RuntimeError as err:
@@ -181,7 +185,6 @@ class ReconstructionLoss(nn.Module):
     def forward(self, recon: Tensor, target: Tensor) -> Tensor:
         if target.shape[-2:] != recon.shape[-2:]:
             target = F.interpolate(target, size=recon.shape[-2:], mode="bilinear", align_corners=False)
-        target = target.to(recon.dtype)
         if self.vgg is None:
             return (recon.float() - target.float()).abs().mean()
         if self.batched:
@@ -198,5 +201,8 @@ class ReconstructionLoss(nn.Module):
         return total
 
 
-def build_reconstruction_loss(cfg: LossConfig) -> ReconstructionLoss:
-    return ReconstructionLoss(cfg.reconstruction, cfg.perceptual_weights or None, cfg.perceptual_size)
+def build_reconstruction_loss(cfg: LossConfig, batched: bool = True) -> ReconstructionLoss:
+    """``batched=False`` trades one large VGG batch for a lower activation peak (see ReconstructionLoss)."""
+    return ReconstructionLoss(
+        cfg.reconstruction, cfg.perceptual_weights or None, cfg.perceptual_size, batched
+    )

@@ -31,7 +31,9 @@ from dkp_tui.watch.widgets.help import HelpScreen
 from dkp_tui.watch.widgets.overlays import OverlayPanel
 from dkp_tui.watch.widgets.runlist import RunList, header_line
 
-POLL_S = 1.0  # refresh period; 10 lines/s then arrive 10 at a time. 2 Hz doubles the dashboard's CPU for nothing
+POLL_S = (
+    1.0  # refresh period; 10 lines/s then arrive 10 at a time. 2 Hz doubles the dashboard's CPU for nothing
+)
 OTHERS_EVERY = 2  # ticks between polls of runs that are not shown
 SYSTEM_EVERY = 1  # ticks between system samples
 DISCOVER_EVERY = 10  # ticks between scans for new runs
@@ -44,7 +46,49 @@ class WatchApp(App[None]):
     ``poll_interval`` plus explicit ``tick()`` calls lets a test step the dashboard by hand.
     """
 
-    CSS_PATH = "watch.tcss"
+    # status line; left column (runs, metrics, system), right column (curves over overlays); footer.
+    # Inline rather than a .tcss file so that an installed wheel needs no package data.
+    CSS = """
+    #status {
+        height: 1;
+        padding: 0 1;
+        background: $panel;
+    }
+    #body { height: 1fr; }
+    #left { width: 38; height: 1fr; }
+    #right { width: 1fr; height: 1fr; }
+    Screen.-wide #left { width: 46; }
+    #runs-box {
+        height: 1fr;
+        min-height: 4;
+        border: round $primary 60%;
+        padding: 0 0;
+    }
+    #runs-header { height: 1; padding: 0 1; }
+    #runs { padding: 0 1; }
+    #metrics {
+        height: auto;
+        border: round $primary 60%;
+        padding: 0 1;
+    }
+    #system {
+        height: auto;
+        border: round $primary 60%;
+        padding: 0 1;
+    }
+    #chart {
+        height: 1fr;
+        min-height: 5;
+        border: round $primary 60%;
+        border-subtitle-align: right;
+        padding: 0 1 0 0;
+    }
+    #overlays {
+        height: 1fr;
+        border: round $primary 60%;
+        padding: 0 1;
+    }
+    """
     TITLE = "dkp watch"
     ENABLE_COMMAND_PALETTE = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -61,8 +105,15 @@ class WatchApp(App[None]):
         Binding("r", "reload", "reload", show=False),
     ]
 
-    def __init__(self, root: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
-                 sampler: Sampler | None = None, poll_interval: float = POLL_S, image_mode: str = "auto") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        sampler: Sampler | None = None,
+        poll_interval: float = POLL_S,
+        image_mode: str = "auto",
+    ) -> None:
         super().__init__()
         self.state = WatchState(Path(root), clock)
         self.clock = clock
@@ -125,8 +176,15 @@ class WatchApp(App[None]):
         self._set("#runs-header", header_line(max(runs.scrollable_content_region.width, 30)))
         runs.sync(state)
         compared = state.compared
-        key = (state.selected, run.version if run else -1, state.compare, compared.version if compared else -1,
-               state.group, state.smoothing, state.log_scale)
+        key = (
+            state.selected,
+            run.version if run else -1,
+            state.compare,
+            compared.version if compared else -1,
+            state.group,
+            state.smoothing,
+            state.log_scale,
+        )
         chart = self.query_one(CurveChart)
         if key != self._chart_key:
             self._chart_key = key

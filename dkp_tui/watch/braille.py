@@ -23,6 +23,7 @@ class PlotSeries:
     x: np.ndarray
     y: np.ndarray
     color: str
+    group: str = ""  # legend heading shared by consecutive series (the compared run's name)
 
 
 def fmt_value(v: float) -> str:
@@ -41,7 +42,9 @@ def fmt_step(v: float) -> str:
     return f"{v:.0f}"
 
 
-def _column_means(x: np.ndarray, y: np.ndarray, x0: float, x1: float, ncols: int) -> tuple[np.ndarray, np.ndarray]:
+def _column_means(
+    x: np.ndarray, y: np.ndarray, x0: float, x1: float, ncols: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean of the points falling in each dot column; returns (columns with data, their means)."""
     cols = np.clip(np.rint((x - x0) / (x1 - x0) * (ncols - 1)).astype(np.int64), 0, ncols - 1)
     counts = np.bincount(cols, minlength=ncols)
@@ -120,8 +123,11 @@ def render_plot(series: list[PlotSeries], width: int, height: int, log: bool = F
 
     lines: list[Text] = []
     for cy in range(plot_h):
-        line = Text(ylabels.get(cy, "").rjust(lw - 1) + ("┤" if cy in ylabels else "│"), style=AXIS_STYLE,
-                    no_wrap=True)
+        line = Text(
+            ylabels.get(cy, "").rjust(lw - 1) + ("┤" if cy in ylabels else "│"),
+            style=AXIS_STYLE,
+            no_wrap=True,
+        )
         run_chars: list[str] = []
         run_color: str | None = None
         for cx in range(plot_w):
@@ -141,10 +147,15 @@ def render_plot(series: list[PlotSeries], width: int, height: int, log: bool = F
 
 
 def legend(series: list[PlotSeries]) -> Text:
-    out = Text(no_wrap=True)
+    """``━total ━rec ━kd vs teacher ━total ━rec``: a group's name is written once, before its first series."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    group = ""
     for i, s in enumerate(series):
         if i:
             out.append(" ")
+        if s.group and s.group != group:
+            out.append(f"vs {s.group} ", style="bold")
+        group = s.group
         out.append("━", style=s.color)
         out.append(s.label)
     return out

@@ -8,8 +8,13 @@ from dkp_tui.watch.braille import PlotSeries
 from dkp_tui.watch.state import CHART_GROUPS, RunModel, WatchState
 from dkp_tui.watch.sysstats import SysStats
 
-STATUS_STYLE = {"running": "green", "finished": "cyan", "failed": "bold red", "stalled": "bold yellow",
-                "unknown": "#808080"}
+STATUS_STYLE = {
+    "running": "green",
+    "finished": "cyan",
+    "failed": "bold red",
+    "stalled": "bold yellow",
+    "unknown": "#808080",
+}
 MAIN_COLORS = ("#ffffff", "cyan", "magenta")
 COMPARE_COLORS = ("yellow", "green", "red")
 
@@ -45,20 +50,24 @@ def chart_series(state: WatchState) -> list[PlotSeries]:
     """The current chart group for the shown run (and the compared one, drawn first so it sits underneath)."""
     out: list[PlotSeries] = []
     keys = CHART_GROUPS[state.group]
-    for run, colors, prefix in ((state.compared, COMPARE_COLORS, "vs "), (state.current, MAIN_COLORS, "")):
+    for run, colors, compared in (
+        (state.compared, COMPARE_COLORS, True),
+        (state.current, MAIN_COLORS, False),
+    ):
         if run is None:
             continue
         for (key, label), color in reversed(list(zip(keys, colors, strict=False))):
             s = run.series[key]
             if len(s):
-                name = f"{prefix}{run.name}:{label}" if prefix else label
-                out.append(PlotSeries(name, s.x, s.smoothed(state.smoothing), color))
+                group = run.name if compared else ""
+                out.append(PlotSeries(label, s.x, s.smoothed(state.smoothing), color, group))
     return out
 
 
 def chart_title(state: WatchState) -> str:
     smooth = f"EMA {state.smoothing:g}" if state.smoothing > 0 else "raw"
-    return f"{state.group} · {smooth} · {'log' if state.log_scale else 'linear'}"
+    title = f"{state.group} · {smooth} · {'log' if state.log_scale else 'linear'}"
+    return f"{title} · vs {state.compared.name}" if state.compared is not None else title
 
 
 def status_line(state: WatchState, now: float) -> Text:
@@ -68,7 +77,7 @@ def status_line(state: WatchState, now: float) -> Text:
     status = run.status(now)
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(run.name, style="bold")
-    out.append(f" · {'distilled ' if run.role == 'student' and run.distilled else ''}{run.role} ")
+    out.append(f" · {run.role}{' (KD)' if run.role == 'student' and run.distilled else ''} ")
     out.append(status, style=STATUS_STYLE.get(status, ""))
     total = run.total
     pct = f" {100 * run.step / total:.1f}%" if total else ""
@@ -79,8 +88,6 @@ def status_line(state: WatchState, now: float) -> Text:
     rate = run.steps_per_s()
     if rate is not None:
         out.append(f" · {rate:.3g} it/s")
-    if state.compared is not None:
-        out.append(f" · vs {state.compared.name}", style="yellow")
     return out
 
 
@@ -112,7 +119,11 @@ def metrics_text(run: RunModel | None, now: float) -> Text:
     if v("gpu_mem_mb") is not None:
         out.append(f" GPU {fmt_mb(v('gpu_mem_mb'))}")
     out.append("\n")
-    age = f"last line {fmt_duration(now - run.last_time)} ago" if run.last_time is not None else "no metrics yet"
+    age = (
+        f"last line {fmt_duration(now - run.last_time)} ago"
+        if run.last_time is not None
+        else "no metrics yet"
+    )
     out.append(age, style="#808080")
     if run.last_checkpoint is not None:
         out.append(f" · ckpt {run.last_checkpoint}", style="#808080")

@@ -31,8 +31,20 @@ STALL_MIN_S = 60.0  # ... and never sooner than this (checkpoints and sample gri
 STALL_NO_DATA_S = 600.0  # a run with no step lines yet is stalled after this long without any sign of life
 RATE_WINDOW = 32  # recent step lines used for the rate, the ETA and the usual interval
 
-SERIES_KEYS = ("loss", "loss_rec", "loss_kd", "lr", "images_per_s", "alpha", "edge_w_mean", "edge_w_std",
-               "edge_w_max", "cpu_percent", "rss_mb", "gpu_mem_mb")
+SERIES_KEYS = (
+    "loss",
+    "loss_rec",
+    "loss_kd",
+    "lr",
+    "images_per_s",
+    "alpha",
+    "edge_w_mean",
+    "edge_w_std",
+    "edge_w_max",
+    "cpu_percent",
+    "rss_mb",
+    "gpu_mem_mb",
+)
 
 # chart groups: name -> (metric key, legend label); `m` cycles through them
 CHART_GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -117,10 +129,15 @@ def read_run_meta(run: Path) -> RunMeta:
         return RunMeta()
     if not isinstance(d, dict):
         return RunMeta()
-    return RunMeta(role=str(d.get("role") or "?"), status=str(d.get("status") or "unknown"),
-                   step=_int(d.get("step")), total_steps=_int(d.get("total_steps")),
-                   teacher_run=d.get("teacher_run") if isinstance(d.get("teacher_run"), str) else None,
-                   updated=_float(d.get("updated")) or 0.0, message=str(d.get("message") or ""))
+    return RunMeta(
+        role=str(d.get("role") or "?"),
+        status=str(d.get("status") or "unknown"),
+        step=_int(d.get("step")),
+        total_steps=_int(d.get("total_steps")),
+        teacher_run=d.get("teacher_run") if isinstance(d.get("teacher_run"), str) else None,
+        updated=_float(d.get("updated")) or 0.0,
+        message=str(d.get("message") or ""),
+    )
 
 
 def _int(v: Any) -> int:

@@ -78,18 +78,26 @@ class SystemSampler:
         util = ask(lambda: nv.nvmlDeviceGetUtilizationRates(h))
         mem = ask(lambda: nv.nvmlDeviceGetMemoryInfo(h))
         temp = ask(lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
-        return GpuStats(index=i, name=str(name or f"GPU {i}"),
-                        util_percent=float(util.gpu) if util is not None else None,
-                        mem_used_mb=mem.used / 2**20 if mem is not None else None,
-                        mem_total_mb=mem.total / 2**20 if mem is not None else None,
-                        temp_c=float(temp) if temp is not None else None)
+        return GpuStats(
+            index=i,
+            name=str(name or f"GPU {i}"),
+            util_percent=float(util.gpu) if util is not None else None,
+            mem_used_mb=mem.used / 2**20 if mem is not None else None,
+            mem_total_mb=mem.total / 2**20 if mem is not None else None,
+            temp_c=float(temp) if temp is not None else None,
+        )
 
     def __call__(self) -> SysStats:
         vm = psutil.virtual_memory()
         gpus = tuple(self._gpu(i, h) for i, h in enumerate(self._handles)) if self._nvml else ()
-        return SysStats(cpu_percent=float(psutil.cpu_percent(interval=None)), cpu_count=psutil.cpu_count() or 1,
-                        ram_used_mb=(vm.total - vm.available) / 2**20, ram_total_mb=vm.total / 2**20,
-                        gpus=gpus, gpu_note=self._note)
+        return SysStats(
+            cpu_percent=float(psutil.cpu_percent(interval=None)),
+            cpu_count=psutil.cpu_count() or 1,
+            ram_used_mb=(vm.total - vm.available) / 2**20,
+            ram_total_mb=vm.total / 2**20,
+            gpus=gpus,
+            gpu_note=self._note,
+        )
 
     def close(self) -> None:
         if self._nvml is not None:

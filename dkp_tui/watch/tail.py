@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HEAD_BYTES = 64  # compared on every poll: a file rewritten in place with other content is detected by its head
+HEAD_BYTES = (
+    64  # compared on every poll: a file rewritten in place with other content is detected by its head
+)
 MAX_READ = 16 * 2**20  # bytes read per poll at most, so one poll of a huge file never freezes the screen
 
 
@@ -49,10 +51,10 @@ class JsonlTailer:
             fd = os.open(self.path, os.O_RDONLY)
         except OSError:
             return Batch()
+        reset = False
         try:
             st = os.fstat(fd)
             identity = (st.st_dev, st.st_ino)
-            reset = False
             if self._identity is not None and (identity != self._identity or st.st_size < self.offset):
                 reset = True
             elif self._head and os.pread(fd, len(self._head), 0) != self._head:
@@ -65,6 +67,8 @@ class JsonlTailer:
             if st.st_size <= self.offset:
                 return Batch(reset=reset)
             data = os.pread(fd, min(st.st_size - self.offset, MAX_READ), self.offset)
+        except OSError:  # e.g. a network file system hiccup: try again next poll
+            return Batch(reset=reset)
         finally:
             os.close(fd)
         self.offset += len(data)

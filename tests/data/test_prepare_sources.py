@@ -191,7 +191,7 @@ def test_h36m_without_background_and_bad_landmarks(tmp_path: Path) -> None:
     m = prepare(plan_h36m(root, without_background=True), out, 32).manifest
     test = open_split(out, "test", m)
     assert m.splits["test"].has_masks and test.masks.shape == (2, 32, 32)
-    assert (test.masks[:, :, :16] == 255).all() and (test.masks[:, :, 16:] == 0).all()
+    assert (test.masks[:, :, :16] == 1).all() and (test.masks[:, :, 16:] == 0).all()
     assert abs(int(test.images[0, 10, 4, 0]) - 200) <= 3 and (test.images[0, :, 20:] == 128).all()
     (root / "S7" / "Landmarks" / "Directions 1.54138969" / "2.mat").unlink()
     with pytest.raises(DkpError, match=r"2\.mat: missing landmark file"):

@@ -148,5 +148,5 @@ def test_eval_runs_compare_via_cli(tiny_dataset: Path, tiny_overrides, tmp_path:
     # the table form, reusing every run (nothing retrained: weights untouched)
     result = runner.invoke(app, args[:-len(sets) - 2] + ["--quiet", *sets])
     assert result.exit_code == 0, result.output
-    assert "image student only" in result.stderr and "±" in result.stderr
+    assert "image student" in result.stderr and "depth teacher" in result.stderr and "±" in result.stderr
     assert (tmp_path / "rep" / "seed0" / "student" / "model.safetensors").stat().st_mtime_ns == mtime

@@ -104,7 +104,7 @@ def test_table2_summary_reuse_and_resume(tmp_path: Path):
     console.print(repeats.table(summary))
     text = console.export_text()
     assert "image student only" in text and "depth teacher only" in text and "distilled" in text
-    assert "4.50 ± 1.29" in text and "on figure" in text
+    assert "4.50 ± 1.29" in text and "on figure %" in text
 
 
 def test_interrupted_job_list_continues(tmp_path: Path):

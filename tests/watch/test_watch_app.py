@@ -29,7 +29,9 @@ def screen_text(app: App) -> str:
 
 
 def chart_text(app: WatchApp) -> str:
-    return "\n".join(strip.text for strip in app.query_one("#chart").render_lines(app.query_one("#chart").region))
+    return "\n".join(
+        strip.text for strip in app.query_one("#chart").render_lines(app.query_one("#chart").region)
+    )
 
 
 async def test_curves_grow_as_lines_arrive(runs_root: Path) -> None:
@@ -87,7 +89,7 @@ async def test_run_switching_compare_and_keys(runs_root: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert app.state.current.name == "student"  # type: ignore[union-attr]
-        assert "distilled student" in screen_text(app)
+        assert "student (KD) running" in screen_text(app)
         await pilot.press("down")
         await pilot.pause()
         assert app.state.current.name == "teacher"  # type: ignore[union-attr]
@@ -112,6 +114,7 @@ async def test_run_switching_compare_and_keys(runs_root: Path) -> None:
         await pilot.press("m")
         await pilot.pause()
         assert app.state.group == "edge weights" and "mean" in str(chart.border_subtitle)
+        assert "vs teacher" in str(chart.border_subtitle)
         await pilot.press("m", "m")
         assert app.state.group == "lr"
 
@@ -138,8 +141,13 @@ async def test_new_runs_are_discovered_and_stalled_shown(runs_root: Path) -> Non
     run = FakeRun(runs_root, "b_student")
     run.steps(10, 500)
     clock_now = [T0 + 252.0]
-    app = WatchApp(runs_root, clock=lambda: clock_now[0], sampler=fixed_sampler(FIXED_STATS), poll_interval=3600,
-                   image_mode="halfcell")
+    app = WatchApp(
+        runs_root,
+        clock=lambda: clock_now[0],
+        sampler=fixed_sampler(FIXED_STATS),
+        poll_interval=3600,
+        image_mode="halfcell",
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert "running" in screen_text(app) and "ETA" in screen_text(app)
@@ -174,8 +182,11 @@ async def test_dashboard_never_writes_and_resizes(runs_root: Path) -> None:
     two_runs(runs_root)
 
     def tree() -> dict[str, tuple[int, int]]:
-        return {os.path.join(d, f): (os.stat(os.path.join(d, f)).st_size, os.stat(os.path.join(d, f)).st_mtime_ns)
-                for d, _, fs in os.walk(runs_root) for f in fs}
+        return {
+            os.path.join(d, f): (os.stat(os.path.join(d, f)).st_size, os.stat(os.path.join(d, f)).st_mtime_ns)
+            for d, _, fs in os.walk(runs_root)
+            for f in fs
+        }
 
     before = tree()
     app = make_app(runs_root)
@@ -196,3 +207,21 @@ def test_fit_cells_keeps_aspect() -> None:
     assert fit_cells(128, 64, 40, 100) == (40, 10)  # width-bound: 40 cols × 20 px rows = 2:1
     assert fit_cells(128, 64, 100, 5) == (20, 5)  # height-bound
     assert fit_cells(0, 64, 10, 10) == (0, 0)
+
+
+async def test_unreadable_sample_is_reported_not_fatal(runs_root: Path) -> None:
+    run = FakeRun(runs_root, "student", distill=False)
+    run.steps(10, 100)
+    run.sample(50)
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "samples · step 50" in screen_text(app) and "student (RGB)" in screen_text(app)
+        (run.path / "samples" / "step_0000100.png").write_bytes(b"not a png")
+        app.tick()
+        await pilot.pause()
+        assert "unreadable: step_0000100.png" in screen_text(app)
+        run.sample(150)
+        app.tick()
+        await pilot.pause()
+        assert "unreadable" not in screen_text(app) and "samples · step 150" in screen_text(app)

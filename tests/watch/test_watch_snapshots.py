@@ -15,8 +15,13 @@ from dkp_tui.watch.sysstats import SysStats, fixed_sampler
 
 
 def app_for(root: Path, stats: SysStats = FIXED_STATS) -> WatchApp:
-    return WatchApp(root, clock=lambda: T0 + 252.0, sampler=fixed_sampler(stats), poll_interval=3600,
-                    image_mode="halfcell")
+    return WatchApp(
+        root,
+        clock=lambda: T0 + 252.0,
+        sampler=fixed_sampler(stats),
+        poll_interval=3600,
+        image_mode="halfcell",
+    )
 
 
 def test_main_screen_80x24(snap_compare, runs_root: Path) -> None:
@@ -28,6 +33,7 @@ def test_main_screen_120x40_compare_gpu(snap_compare, runs_root: Path) -> None:
     two_runs(runs_root)
 
     async def mark_teacher(pilot: Pilot) -> None:
+        await pilot.pause()  # auto_pilot may start before on_mount has focused the run list
         await pilot.press("down", "c", "up", "s", "s")
         await pilot.pause()
 

@@ -16,17 +16,30 @@ from PIL import Image
 from dkp_tui.watch.sysstats import GpuStats, SysStats
 
 T0 = 1_700_000_000.0  # the fake runs' start time; tests use a clock fixed a little after it
-FIXED_STATS = SysStats(cpu_percent=37.0, cpu_count=2, ram_used_mb=6144.0, ram_total_mb=23552.0, gpus=(),
-                       gpu_note="no GPU")
-GPU_STATS = SysStats(cpu_percent=12.0, cpu_count=16, ram_used_mb=40960.0, ram_total_mb=131072.0,
-                     gpus=(GpuStats(0, "NVIDIA H100", 87.0, 30720.0, 81559.0, 61.0),))
+FIXED_STATS = SysStats(
+    cpu_percent=37.0, cpu_count=2, ram_used_mb=6144.0, ram_total_mb=23552.0, gpus=(), gpu_note="no GPU"
+)
+GPU_STATS = SysStats(
+    cpu_percent=12.0,
+    cpu_count=16,
+    ram_used_mb=40960.0,
+    ram_total_mb=131072.0,
+    gpus=(GpuStats(0, "NVIDIA H100", 87.0, 30720.0, 81559.0, 61.0),),
+)
 
 
 class FakeRun:
     """Writes a run directory the way `dkp train` does, but line by line under the test's control."""
 
-    def __init__(self, root: Path, name: str, role: str = "student", total: int = 1000, distill: bool = True,
-                 status: str = "running") -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        role: str = "student",
+        total: int = 1000,
+        distill: bool = True,
+        status: str = "running",
+    ) -> None:
         self.path = root / name
         self.path.mkdir(parents=True, exist_ok=True)
         self.role, self.total, self.distill = role, total, distill
@@ -34,9 +47,19 @@ class FakeRun:
         (self.path / "config.toml").write_text("[model]\nn_keypoints = 10\n", encoding="utf-8")
 
     def write_run_json(self, status: str, step: int, message: str = "") -> None:
-        info = {"role": self.role, "status": status, "step": step, "total_steps": self.total, "seed": 0,
-                "teacher_run": "runs/teacher" if self.distill else None, "created": T0, "updated": T0,
-                "message": message, "format_version": 1, "dkp_version": "0.1.0"}
+        info = {
+            "role": self.role,
+            "status": status,
+            "step": step,
+            "total_steps": self.total,
+            "seed": 0,
+            "teacher_run": "runs/teacher" if self.distill else None,
+            "created": T0,
+            "updated": T0,
+            "message": message,
+            "format_version": 1,
+            "dkp_version": "0.1.0",
+        }
         (self.path / "run.json").write_text(json.dumps(info), encoding="utf-8")
 
     @property
@@ -48,24 +71,58 @@ class FakeRun:
             fh.write(text)
 
     def start(self) -> None:
-        self.append_raw(json.dumps({"kind": "start", "time": T0, "step": 0, "role": self.role,
-                                    "total_steps": self.total, "device": "cpu"}) + "\n")
+        self.append_raw(
+            json.dumps(
+                {
+                    "kind": "start",
+                    "time": T0,
+                    "step": 0,
+                    "role": self.role,
+                    "total_steps": self.total,
+                    "device": "cpu",
+                }
+            )
+            + "\n"
+        )
 
     def step_record(self, step: int, seconds_per_step: float = 0.5) -> dict[str, Any]:
-        rec = 0.8 * math.exp(-step / 150) + 0.1 + 0.02 * math.sin(step / 3)
+        scale = (
+            1.0 if self.role == "student" else 0.6
+        )  # so a compared teacher's curve does not hide under the student's
+        rec = scale * (0.8 * math.exp(-step / 150) + 0.1 + 0.02 * math.sin(step / 3))
         kd = 0.5 * math.exp(-step / 80) + 0.05 if self.distill else None
-        return {"kind": "step", "time": T0 + step * seconds_per_step, "step": step, "total_steps": self.total,
-                "elapsed": step * seconds_per_step, "loss": rec + (kd or 0.0), "loss_rec": rec, "loss_kd": kd,
-                "lr": 1e-4, "images_per_s": 16.0 + (step % 7) * 0.1, "alpha": min(1.0, step / 500),
-                "edge_w_mean": 0.3 + step / 5000, "edge_w_std": 0.1 + step / 10000, "edge_w_max": 0.9,
-                "cpu_percent": 180.0, "rss_mb": 1500.0, "future_key": [1, 2]}
+        return {
+            "kind": "step",
+            "time": T0 + step * seconds_per_step,
+            "step": step,
+            "total_steps": self.total,
+            "elapsed": step * seconds_per_step,
+            "loss": rec + (kd or 0.0),
+            "loss_rec": rec,
+            "loss_kd": kd,
+            "lr": 1e-4,
+            "images_per_s": 16.0 + (step % 7) * 0.1,
+            "alpha": min(1.0, step / 500),
+            "edge_w_mean": 0.3 + step / 5000,
+            "edge_w_std": 0.1 + step / 10000,
+            "edge_w_max": 0.9,
+            "cpu_percent": 180.0,
+            "rss_mb": 1500.0,
+            "future_key": [1, 2],
+        }
 
     def steps(self, first: int, last: int, every: int = 10) -> None:
-        self.append_raw("".join(json.dumps(self.step_record(s)) + "\n" for s in range(first, last + 1, every)))
+        self.append_raw(
+            "".join(json.dumps(self.step_record(s)) + "\n" for s in range(first, last + 1, every))
+        )
 
     def end(self, step: int, status: str = "finished") -> None:
-        self.append_raw(json.dumps({"kind": "end", "time": T0 + step * 0.5 + 1, "step": step, "status": status,
-                                    "message": ""}) + "\n")
+        self.append_raw(
+            json.dumps(
+                {"kind": "end", "time": T0 + step * 0.5 + 1, "step": step, "status": status, "message": ""}
+            )
+            + "\n"
+        )
         self.write_run_json(status=status, step=step)
 
     def sample(self, step: int, teacher: bool = False) -> None:

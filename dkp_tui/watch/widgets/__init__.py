@@ -1,1 +1,1 @@
-"""watch widgets package."""
+"""The dashboard's widgets: curve chart, run list, keypoint overlays, help screen (one small widget each)."""

@@ -35,5 +35,7 @@ class CurveChart(Widget):
         key = (w, h, self._key)
         if key != self._cached_key:
             self._cached_key = key
-            self._cached = Text("\n").join(render_plot(self._series, w, h, log=self._log)) if w and h else Text("")
+            self._cached = (
+                Text("\n").join(render_plot(self._series, w, h, log=self._log)) if w and h else Text("")
+            )
         return self._cached

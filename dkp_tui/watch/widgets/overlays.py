@@ -58,7 +58,7 @@ def load_rgb(path: Path) -> PILImage.Image | None:
     try:
         with PILImage.open(path) as im:
             return im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError):
+    except (OSError, UnidentifiedImageError, ValueError, PILImage.DecompressionBombError):
         return None
 
 
@@ -77,6 +77,8 @@ class SamplePane(Vertical):
         self._source: tuple[str, int, int] | None = None
         self._img_size: tuple[int, int] = (0, 0)
         self._fitted: tuple[int, int] = (-1, -1)
+        self._caption_text = caption
+        self._caption_error = False
 
     def compose(self) -> ComposeResult:
         yield self.caption
@@ -101,10 +103,19 @@ class SamplePane(Vertical):
         self._source = key
         if img is None:
             self.caption.update(f"unreadable: {path.name}")
+            self._caption_error = True
             return False
+        if self._caption_error:
+            self._caption_error = False
+            self.caption.update(self._caption_text)
         self._img_size = img.size
         self.image.image = img
         return True
+
+    def set_caption(self, text: str) -> None:
+        self._caption_text = text
+        if not self._caption_error:
+            self.caption.update(text)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -156,7 +167,7 @@ class OverlayPanel(Widget):
             self.empty.display = main is None
             self.main.display = main is not None
             self.teacher.display = teacher is not None
-            self.main.caption.update(caption)
+            self.main.set_caption(caption)
         changed = self.main.load(main)
         changed |= self.teacher.load(teacher)
         if changed:

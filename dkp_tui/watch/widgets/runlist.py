@@ -26,8 +26,11 @@ def _columns(width: int) -> tuple[int, int]:
 def header_line(width: int) -> Text:
     name_w, role_w = _columns(width)
     role = "role" if role_w > 1 else "r"
-    return Text(f" {'run':<{name_w}} {role:<{role_w}} {'status':<{STATUS_W}} {'step':>{STEP_W}} {'loss':>{LOSS_W}}",
-                style="bold", no_wrap=True)
+    return Text(
+        f" {'run':<{name_w}} {role:<{role_w}} {'status':<{STATUS_W}} {'step':>{STEP_W}} {'loss':>{LOSS_W}}",
+        style="bold",
+        no_wrap=True,
+    )
 
 
 def row_line(state: WatchState, index: int, width: int) -> Text:
