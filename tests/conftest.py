@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from dkp_testing import tiny_overrides as tiny_overrides_fn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
@@ -20,28 +21,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _tiny_overrides(dataset: Path, iterations: int = 4, **extra: object) -> list[str]:
-    """--set overrides for a model small enough to train a few steps in about a second on CPU."""
-    values = {
-        "data.dataset": f'"{dataset}"',
-        "model.image_size": 64,
-        "model.width": 0.125,
-        "model.n_keypoints": 8,
-        "model.thickness": 1e-3,
-        "loss.reconstruction": '"pixel"',
-        "train.iterations": iterations,
-        "train.batch_size": 4,
-        "train.log_every": 1,
-        "train.sample_every": 2,
-        "train.checkpoint_every": 2,
-        "train.n_samples": 4,
-        "train.device": '"cpu"',
-    }
-    values.update({k.replace("__", "."): v for k, v in extra.items()})
-    return [f"{k}={v}" for k, v in values.items()]
-
-
 @pytest.fixture(scope="session")
 def tiny_overrides():
     """``tiny_overrides(dataset, iterations=4, kd__gamma=0.5)`` -> list of ``section.key=value`` strings."""
-    return _tiny_overrides
+    return tiny_overrides_fn

@@ -47,9 +47,12 @@ def _infer_command(
 
     if fmt not in ("json", "csv"):
         raise DkpError(f"--format must be json or csv (got {fmt!r})")
-    result = run_inference(run, inputs, batch_size=batch_size, device=device, crop=crop, stride=stride,
-                           overlay_dir=overlay, edge_threshold=edge_threshold,
-                           progress=not quiet and console.is_terminal)
+    from dkp_tui.commands.eval import log_warnings_to_stderr
+
+    with log_warnings_to_stderr():
+        result = run_inference(run, inputs, batch_size=batch_size, device=device, crop=crop, stride=stride,
+                               overlay_dir=overlay, edge_threshold=edge_threshold,
+                               progress=not quiet and console.is_terminal)
     text = to_json(result) if fmt == "json" else to_csv(result)
     if out is None:
         typer.echo(text, nl=False)

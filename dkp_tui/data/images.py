@@ -9,10 +9,12 @@ the reference code feeds its detector.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -165,10 +167,18 @@ class VideoInfo:
     height: int
 
 
-def video_info(path: str | Path) -> VideoInfo:
-    """Frame count, rate and size; the first frame is decoded to prove the codec works."""
+def _cv2() -> Any:
+    """OpenCV with FFmpeg's own log lines silenced (a bad file is reported once, by us; OPENCV_FFMPEG_LOGLEVEL
+    set by the user wins)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2
 
+    return cv2
+
+
+def video_info(path: str | Path) -> VideoInfo:
+    """Frame count, rate and size; the first frame is decoded to prove the codec works."""
+    cv2 = _cv2()
     path = Path(path)
     if not path.is_file():
         raise BadInput("missing file")
@@ -214,8 +224,7 @@ def read_video_frames(path: str | Path, indices: Sequence[int]) -> Iterator[tupl
 
     Frames past the real end of a clip whose header over-counts are simply not yielded; the caller reports them.
     """
-    import cv2
-
+    cv2 = _cv2()
     wanted = sorted(set(indices))
     if not wanted:
         return

@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,16 +277,14 @@ def _parallel(jobs: Sequence[Callable[[], tuple[list[Problem], int]]], workers: 
     """Run jobs on a thread pool, collecting their problems; cancels the rest on Ctrl-C or a crash."""
     problems: list[Problem] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: set[Future[tuple[list[Problem], int]]] = {pool.submit(job) for job in jobs}
+        futures: list[Future[tuple[list[Problem], int]]] = [pool.submit(job) for job in jobs]
         try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    found, n = fut.result()
-                    problems.extend(found)
-                    advance(n)
+            for fut in as_completed(futures):
+                found, n = fut.result()
+                problems.extend(found)
+                advance(n)
         except BaseException:
-            for fut in pending:
+            for fut in futures:
                 fut.cancel()
             raise
     return problems
@@ -380,7 +378,7 @@ def _video_job(sp: SplitPlan, split: str, t: _Target, path: str, rows: list[int]
         for vi, rgb in im.read_video_frames(path, list(by_index)):
             _store_image(sp, t, by_index[vi], rgb, size)
     except im.BadInput as err:
-        return [Problem(path, str(err), split, i) for i in rows], len(rows)
+        return [Problem(path, str(err), split, i) for i in rows if not t.ok[i]], len(rows)
     short = [i for i in rows if not t.ok[i]]
     if len(short) == len(rows):
         return [Problem(path, "no frame could be decoded", split, i) for i in rows], len(rows)

@@ -80,6 +80,9 @@ class Stub:
     """Records how the pickle asked to build an object; runs nothing else."""
 
     qualname: ClassVar[str] = "?"
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    state: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
         obj = object.__new__(cls)
@@ -246,7 +249,10 @@ def _slice_positions(obj: Any, where: str) -> list[int]:
     if _is(obj, "builtins.slice"):
         args = list(obj.args) + [None] * (3 - len(obj.args))
         start, stop, step = args[:3]
-        return list(range(start or 0, stop, step or 1))
+        r = range(start or 0, stop, step or 1)
+        if len(r) > 10_000:  # a DataFrame of a few columns; refuse to materialise a hostile range
+            raise DkpError(f"{where}: implausible block placement {r} in the pickle")
+        return list(r)
     if _is_array(obj):
         arr = rebuild_array(obj, where)
         if isinstance(arr, np.ndarray):
@@ -411,13 +417,17 @@ def read_taichi_gt_pickle(path: str | Path) -> TaichiGT:
     except OSError as err:
         raise DkpError(f"{where}: unreadable ({err.strerror})") from None
     digest = hashlib.sha256(data).hexdigest()
-    columns = dataframe_columns(restricted_load(data, where), where)
-    missing = [c for c in ("file_name", "value") if c not in columns]
-    if missing:
-        raise DkpError(f"{where}: DataFrame lacks column(s) {', '.join(missing)} (has {', '.join(columns)})")
-    names = columns["file_name"]
-    values = [rebuild_array(v, f"{where} row {i}") if isinstance(v, Stub) else v
-              for i, v in enumerate(columns["value"])]
+    tree = restricted_load(data, where)
+    try:  # the tree is inert data, but a crafted one may be malformed anywhere
+        columns = dataframe_columns(tree, where)
+        missing = [c for c in ("file_name", "value") if c not in columns]
+        if missing:
+            raise DkpError(f"{where}: DataFrame lacks column(s) {', '.join(missing)} (has {', '.join(columns)})")
+        names = columns["file_name"]
+        values = [rebuild_array(v, f"{where} row {i}") if isinstance(v, Stub) else v
+                  for i, v in enumerate(columns["value"])]
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError, OverflowError) as err:
+        raise DkpError(f"{where}: malformed DataFrame pickle ({type(err).__name__}: {err})") from None
     frames = columns.get("frame_number", [0] * len(names))
     gt = validate_gt(names, frames, values, where)
     gt.source, gt.sha256 = path.name, digest

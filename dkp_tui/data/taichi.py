@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dkp_tui.data import images as im
 from dkp_tui.data.prepare_common import Frame, Plan, Problem, Reporter, SplitPlan, read_lines
-from dkp_tui.data.safe_pickle import TaichiGT, read_taichi_gt
+from dkp_tui.data.safe_pickle import KNOWN_SHA256, TaichiGT, read_taichi_gt
 from dkp_tui.errors import DkpError
 
 # OpenPose COCO-18 order (inferred from the coordinates; no source states it)
@@ -95,8 +95,6 @@ def _eval_split(gt: TaichiGT, image_dir: Path) -> SplitPlan:
 
 
 def _gt_facts(gt: TaichiGT, path: Path) -> dict[str, object]:
-    from dkp_tui.data.safe_pickle import KNOWN_SHA256
-
     return {"file": str(path), "sha256": gt.sha256, "published": gt.sha256 in KNOWN_SHA256, "frames": len(gt),
             "missing_values": gt.missing_values}
 

@@ -94,8 +94,13 @@ def evaluate_run(req: EvalRequest, *, save: bool = True, reuse: bool = False,
     detector, cfg, meta = load_detector(run, device)
     apply_overrides(cfg, list(req.overrides))
     validate(cfg)
+    if cfg.train.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
     role = meta.get("role", "student")
-    status = read_run_info(run).status if is_run_dir(run) else "unknown"
+    run_dir = run if run.is_dir() else run.parent  # a .safetensors file may be given directly
+    status = read_run_info(run_dir).status if is_run_dir(run_dir) else "unknown"
     if status not in ("finished", "unknown"):
         log.warning("%s is %s (step %s): evaluating its latest weights", run, status, meta.get("step"))
 
@@ -119,7 +124,7 @@ def evaluate_run(req: EvalRequest, *, save: bool = True, reuse: bool = False,
     }
     record["key"] = eval_key(record)
     if reuse:
-        previous = find_previous(run, record)
+        previous = find_previous(run_dir, record)
         if previous is not None:
             return previous
 
@@ -151,12 +156,10 @@ def evaluate_run(req: EvalRequest, *, save: bool = True, reuse: bool = False,
     result: ProtocolResult = run_protocol(name, as_eval("fit"), as_eval("test"),
                                           swap_table=cfg.eval.h36m_swap_table,
                                           pairs=_pairs(manifest) if name == "synthetic" else ())
-    for fallback in result.fallbacks:
-        log.warning("%s: regression fallback used: %s", run, fallback)
     out = result.to_dict()
     record.update({k: v for k, v in out.items() if k != "options"})
     record["options"] = {**options, **out["options"]}
     record["n_fit"], record["n_test"] = len(splits["fit"]), len(splits["test"])
-    if save:
-        append_eval(run, record)
+    if save and is_run_dir(run_dir):
+        append_eval(run_dir, record)
     return record

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 CROPS = ("center", "none")
 CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y")
+log = logging.getLogger("dkp.eval")
+
 DECIMALS = 3  # JSON and CSV carry the same rounded numbers, so both parse back to identical keypoints
 
 
@@ -251,6 +254,8 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
     sources = collect_sources(inputs)
     dev = pick_device(device)
     detector, cfg, meta = load_detector(run, dev)
+    if meta.get("role") == "teacher":
+        log.warning("%s is a depth teacher: it expects depth maps, not photos; use a student run for RGB input", run)
     size = cfg.model.image_size
     weights = load_edge_weights(run)
     edges = strong_edges(weights, edge_threshold)
@@ -323,7 +328,10 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
 
 
 def to_json(result: InferResult) -> str:
-    return json.dumps({**result.meta, "frames": result.frames}, indent=1) + "\n"
+    """One JSON document: the metadata one key per line, then one line per frame (greppable, diffable)."""
+    head = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in result.meta.items()]
+    frames = ",\n".join(f"  {json.dumps(f)}" for f in result.frames)
+    return "{\n" + ",\n".join([*head, f' "frames": [\n{frames}\n ]']) + "\n}\n"
 
 
 def to_csv(result: InferResult) -> str:

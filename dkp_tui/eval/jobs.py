@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,42 +110,59 @@ def fmt_mean_std(s: dict[str, Any], digits: int = 2) -> str:
 # -- progress ----------------------------------------------------------------------------------------------------
 
 
-class JobProgress:
-    """Overall progress in training steps across all jobs (ETA over the whole list), plus the current stage.
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "ETA -:--:--"
+    m, sec = divmod(int(seconds + 0.5), 60)
+    h, m = divmod(m, 60)
+    return f"ETA {h}:{m:02d}:{sec:02d}"
 
-    Inner training runs quietly; a watcher thread follows the current run's ``metrics.jsonl`` so the bars move
-    during long runs. Disabled, every method is a no-op.
+
+class JobProgress:
+    """Overall progress in training steps across all jobs, plus the current stage.
+
+    The overall ETA is the remaining steps over the step rate measured on the runs trained in this invocation
+    (reused runs count as done, without time), so it is meaningful even though updates arrive only every
+    ``train.log_every`` steps. Inner training runs quietly; a watcher thread follows the current run's
+    ``metrics.jsonl`` so the bars move during long runs. Disabled, every method is a no-op.
     """
 
     def __init__(self, total_steps: int, enabled: bool = True) -> None:
         self.enabled = enabled
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._base = 0
+        self._base = 0  # steps of finished (trained or reused) jobs
+        self._total = max(total_steps, 1)
+        self._trained = 0  # steps trained in this invocation, for the rate
+        self._train_time = 0.0
+        self._stage_start = 0.0
+        self._stage_first = 0
         if not enabled:
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from dkp_tui.commands.common import console
 
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
-        self.overall = self.progress.add_task("all runs (steps)", total=max(total_steps, 1))
-        self.stage = self.progress.add_task("", total=1)
+                                 TimeElapsedColumn(), TextColumn("{task.fields[eta]}"), console=console)
+        self.overall = self.progress.add_task("all runs (steps)", total=self._total, eta=_fmt_eta(None))
+        self.stage = self.progress.add_task("", total=1, eta="")
         self.progress.start()
 
+    def _eta(self, done_overall: int, live_steps: int, live_time: float) -> float | None:
+        steps, secs = self._trained + live_steps, self._train_time + live_time
+        if steps <= 0 or secs <= 0:
+            return None
+        return (self._total - done_overall) * secs / steps
+
     def start_training(self, job: Job, what: str) -> None:
+        self._stage_start = time.perf_counter()
+        self._stage_first = (_last_step(job.run / "metrics.jsonl") or 0) if what == "resuming" else 0
         if not self.enabled:
             return
         total = job.cfg.train.iterations
-        self.progress.update(self.stage, description=f"{job.label}: {what}", total=total, completed=0)
+        self.progress.update(self.stage, description=f"{job.label}: {what}", total=total,
+                             completed=self._stage_first, eta="")
         self._stop.clear()
         self._thread = threading.Thread(target=self._follow, args=(job.run / "metrics.jsonl", total), daemon=True)
         self._thread.start()
@@ -152,23 +170,32 @@ class JobProgress:
     def _follow(self, path: Path, total: int) -> None:
         while not self._stop.wait(0.5):
             step = _last_step(path)
-            if step is not None:
-                self.progress.update(self.stage, completed=min(step, total))
-                self.progress.update(self.overall, completed=self._base + min(step, total))
+            if step is None:
+                continue
+            step = min(step, total)
+            live = max(step - self._stage_first, 0)
+            elapsed = time.perf_counter() - self._stage_start
+            stage_eta = (total - step) * elapsed / live if live > 0 else None
+            done = self._base + step
+            self.progress.update(self.stage, completed=step, eta=_fmt_eta(stage_eta))
+            self.progress.update(self.overall, completed=done, eta=_fmt_eta(self._eta(done, live, elapsed)))
 
-    def finish_training(self, job: Job) -> None:
+    def finish_training(self, job: Job, trained: bool) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if trained:
+            self._trained += max(job.cfg.train.iterations - self._stage_first, 0)
+            self._train_time += time.perf_counter() - self._stage_start
         self._base += job.cfg.train.iterations
         if self.enabled:
-            self.progress.update(self.overall, completed=self._base)
+            self.progress.update(self.overall, completed=self._base, eta=_fmt_eta(self._eta(self._base, 0, 0.0)))
 
     def eval_callback(self, job: Job) -> Callable[[str, int, int], None] | None:
         if not self.enabled:
             return None
-        self.progress.update(self.stage, description=f"{job.label}: evaluating", total=1, completed=0)
+        self.progress.update(self.stage, description=f"{job.label}: evaluating", total=1, completed=0, eta="")
 
         def update(stage: str, done: int, total: int) -> None:
             self.progress.update(self.stage, description=f"{job.label}: evaluating ({stage})", total=total,
@@ -185,6 +212,8 @@ class JobProgress:
         if self._thread is not None:
             self._thread.join()
         if self.enabled:
+            self.progress.update(self.stage, description="done", total=1, completed=1, eta="")
+            self.progress.update(self.overall, eta="")
             self.progress.stop()
 
 
@@ -220,7 +249,7 @@ def run_jobs(jobs: Sequence[Job], *, device: str = "auto", batch_size: int = 64,
             try:
                 what = ensure_trained(job, train_fn)
             finally:
-                bar.finish_training(job)
+                bar.finish_training(job, trained=state != "finished")
             if what != "reused":
                 bar.note(f"{job.label}: {what} → {job.run}")
             record = evaluate_job(job, device, batch_size, bar.eval_callback(job))

@@ -51,9 +51,11 @@ def is_singular(x: np.ndarray) -> bool:
     return int(np.linalg.matrix_rank(x)) < p
 
 
-def least_squares(x: np.ndarray, y: np.ndarray, ridge: float | None = None, what: str = "") -> LinearFit:
+def least_squares(x: np.ndarray, y: np.ndarray, ridge: float | None = None, what: str = "",
+                  log_fallback: bool = True) -> LinearFit:
     """β = (XᵀX)⁻¹Xᵀy by a linear solve; on a singular XᵀX, ridge ``(XᵀX + ridge·I)⁻¹Xᵀy`` if given, else the
-    minimum-norm least-squares solution. ``y`` may be 1-D (one target) or N x T.
+    minimum-norm least-squares solution. ``y`` may be 1-D (one target) or N x T. A fallback is logged unless
+    the caller logs a summary itself (``log_fallback=False``); it is always reported in ``LinearFit.fallback``.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -79,7 +81,8 @@ def least_squares(x: np.ndarray, y: np.ndarray, ridge: float | None = None, what
         else:
             fallback = "lstsq-min-norm"
             beta = np.linalg.lstsq(x, y2, rcond=None)[0]
-        log.warning("singular normal matrix%s (%d rows, %d columns, rank %d): using %s",
-                    f" for {what}" if what else "", x.shape[0], x.shape[1],
-                    int(np.linalg.matrix_rank(x)) if x.size and np.all(np.isfinite(x)) else 0, fallback)
+        if log_fallback:
+            log.warning("singular normal matrix%s (%d rows, %d columns, rank %d): using %s",
+                        f" for {what}" if what else "", x.shape[0], x.shape[1],
+                        int(np.linalg.matrix_rank(x)) if x.size and np.all(np.isfinite(x)) else 0, fallback)
     return LinearFit(beta[:, 0] if squeeze else beta, fallback)

@@ -174,13 +174,17 @@ def terminal_chart(summary: dict[str, Any], width: int = 40) -> str:
     pts = [g for g in summary["grid"] if g["mean"] is not None]
     if not pts:
         return "(no scored points)"
-    top = max(abs(g["mean"]) for g in pts) or 1.0
+    # bars start just below the smallest value (like Fig. 3's axis), so close values stay distinguishable
+    vmin, vmax = min(g["mean"] for g in pts), max(g["mean"] for g in pts)
+    span = vmax - vmin
+    base = vmin - 0.1 * span if span > 0 else 0.0
+    top = (vmax - base) or 1.0
     arrow = "higher is better" if summary.get("higher_is_better") else "lower is better"
-    lines = [f"{summary.get('metric')} ({arrow})"]
+    lines = [f"{summary.get('metric')} ({arrow}; bars from {base:.4g})"]
     blocks = " ▏▎▍▌▋▊▉█"
     for layer in summary["layers"]:
         for g in sorted((p for p in pts if p["layer"] == layer), key=lambda q: q["gamma"]):
-            frac = max(0.0, g["mean"]) / top * width
+            frac = max(0.0, g["mean"] - base) / top * width
             full, part = int(frac), int((frac - int(frac)) * 8)
             bar = "█" * full + (blocks[part] if part else "")
             lines.append(f"{layer:>8} γ={g['gamma']:<6g} {bar:<{width + 1}} {g['mean']:.3f}")
@@ -192,7 +196,7 @@ _COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 
             (227, 119, 194), (127, 127, 127)]
 
 
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     span = hi - lo if hi > lo else 1.0
     raw = span / n
     mag = 10 ** np.floor(np.log10(raw))
@@ -219,13 +223,12 @@ def plot_png(summary: dict[str, Any], width: int = 880, height: int = 520) -> np
         return img
     lows = [g["mean"] - (g["std"] or 0) for g in pts]
     highs = [g["mean"] + (g["std"] or 0) for g in pts]
-    teacher = summary.get("teacher") or {}
-    if teacher.get("mean") is not None:
-        lows.append(teacher["mean"])
-        highs.append(teacher["mean"])
     lo, hi = min(lows), max(highs)
     pad = (hi - lo) * 0.08 or max(abs(hi) * 0.05, 1e-3)
     lo, hi = lo - pad, hi + pad
+    teacher = summary.get("teacher") or {}
+    t_mean = teacher.get("mean")
+    t_in_range = t_mean is not None and lo <= t_mean <= hi  # a far-away teacher would flatten the curves
 
     def px(i: int) -> int:  # gammas are evenly spaced categories, labelled with their values
         return int(x0 + (i + 0.5) * (x1 - x0) / len(gammas))
@@ -243,8 +246,8 @@ def plot_png(summary: dict[str, Any], width: int = 880, height: int = 520) -> np
         cv2.line(img, (px(i), y1), (px(i), y1 + 5), (0, 0, 0), 1)
         cv2.putText(img, f"{gamma:g}", (px(i) - 12, y1 + 22), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "gamma", ((x0 + x1) // 2 - 25, height - 15), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    if teacher.get("mean") is not None:
-        y = py(teacher["mean"])
+    if t_in_range:
+        y = py(t_mean)
         for xs in range(x0, x1, 12):
             cv2.line(img, (xs, y), (min(xs + 6, x1), y), (120, 120, 120), 1)
     legend_y = y0 + 10
@@ -262,8 +265,10 @@ def plot_png(summary: dict[str, Any], width: int = 880, height: int = 520) -> np
         cv2.circle(img, (x1 + 30, legend_y), 5, colour, -1, cv2.LINE_AA)
         cv2.putText(img, layer, (x1 + 52, legend_y + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         legend_y += 24
-    if teacher.get("mean") is not None:
+    if t_mean is not None:
         for xs in range(x1 + 15, x1 + 45, 12):
             cv2.line(img, (xs, legend_y), (xs + 6, legend_y), (120, 120, 120), 1)
         cv2.putText(img, "depth teacher", (x1 + 52, legend_y + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, f"{t_mean:.4g}" + ("" if t_in_range else " (off scale)"), (x1 + 52, legend_y + 24), font,
+                    0.45, (90, 90, 90), 1, cv2.LINE_AA)
     return img

@@ -228,7 +228,7 @@ def _step_record(model: AutoLink, losses: dict[str, torch.Tensor], optimizer: to
         "step": step, "total_steps": total, "elapsed": elapsed,
         "loss": float(losses["loss"]), "loss_rec": float(losses["loss_rec"]),
         "loss_kd": float(losses["loss_kd"]) if "loss_kd" in losses else None,
-        "lr": optimizer.param_groups[0]["lr"], "images_per_s": images_per_s, "alpha": float(model.alpha),
+        "lr": optimizer.param_groups[0]["lr"], "images_per_s": images_per_s, "alpha": float(model.alpha.detach()),
         "edge_w_mean": float(w.mean()), "edge_w_std": float(w.std()) if w.numel() > 1 else 0.0,
         "edge_w_max": float(w.max()),
         "cpu_percent": process.cpu_percent(), "rss_mb": process.memory_info().rss / 2**20,

@@ -327,3 +327,28 @@ def test_folder_refuses_a_foreign_output_directory(tmp_path: Path) -> None:
     (tmp_path / "out" / "thesis.tex").write_text("precious")
     with pytest.raises(DkpError, match="not a dkp data set"):
         prepare(plan_folder(tmp_path / "in"), tmp_path / "out", 32)
+
+
+def test_deepfashion_wrong_joint_count_is_skippable(tmp_path: Path) -> None:
+    root = tmp_path / "df"
+    make_deepfashion(root)
+    entries = json.loads((root / "data_train.json").read_text())
+    entries[1]["keypoints"] = entries[1]["keypoints"][:16]
+    (root / "data_train.json").write_text(json.dumps(entries))
+    with pytest.raises(DkpError, match=r"data_train.json#1: keypoints of .* are \(16, 2\), expected 17x2"):
+        prepare(plan_deepfashion(root), tmp_path / "out", 32)
+    m = prepare(plan_deepfashion(root), tmp_path / "out", 32, skip_bad=True).manifest
+    assert m.splits["train"].count == 2 and m.splits["fit"].count == 2 and m.source["skipped"] == 1
+    assert open_split(tmp_path / "out", "fit", m).keypoints.shape == (2, 17, 2)
+
+
+def test_folder_test_fraction_holds_out_whole_files(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    for k in range(4):
+        _image(src / f"p{k}.png", 20, 20)
+    _video(src / "v.mp4", n=10, fps=10)
+    m = prepare(plan_folder(src, fps=None, test_fraction=0.4, seed=3), tmp_path / "out", 16).manifest
+    train, test = open_split(tmp_path / "out", "train", m), open_split(tmp_path / "out", "test", m)
+    assert len(train) + len(test) == 4 + 10 and len(m.source["test_files"]) == 2
+    stems = {n.split("#")[0] for n in train.names}
+    assert stems.isdisjoint({n.split("#")[0] for n in test.names})

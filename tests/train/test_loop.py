@@ -15,7 +15,7 @@ from dkp_tui.config import load_config
 from dkp_tui.errors import DkpError
 from dkp_tui.train import loop
 from dkp_tui.train.runs import load_weights, read_run_info
-from conftest import _tiny_overrides as tiny_overrides
+from dkp_testing import tiny_overrides
 
 runner = CliRunner()
 
