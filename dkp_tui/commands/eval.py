@@ -84,12 +84,16 @@ def _eval_command(
     preset: str = typer.Option("", "--preset", "-p", help="With --runs: the preset to train."),
     compare: bool = typer.Option(False, "--compare", help="With --runs: also the image-only student (Table 2)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="With --runs: where the runs live (runs/eval-PRESET)."),
+    one_teacher: bool = typer.Option(False, "--one-teacher",
+                                     help="With --runs: one teacher (seed 0) shared by every seed's student."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per detector batch."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Freeze the detector, run it on the fit and test splits, fit the protocol's linear regression and report
+    """Score a run with its data set's protocol, or train and score N seeds (the paper's Table 2).
+
+    Freezes the detector, runs it on the fit and test splits, fits the protocol's linear regression and reports
     the score (Taichi MAE, H36M L2 ×100, DeepFashion PCK, synthetic L2 ×100 + keypoints on the figure).
 
     With --runs N it trains N seeds of teacher + distilled student (and, with --compare, the image-only student)
@@ -111,8 +115,8 @@ def _eval_command(
             from dkp_tui.eval.repeats import run_repeats, table
 
             out_dir = out or Path("runs") / f"eval-{Path(preset).stem}"
-            summary = run_repeats(preset, runs, compare, out_dir, overrides, device=device, batch_size=batch_size,
-                                  progress=not quiet)
+            summary = run_repeats(preset, runs, compare, out_dir, overrides, one_teacher=one_teacher, device=device,
+                                  batch_size=batch_size, progress=not quiet)
             if json_out:
                 print_json({"out": str(out_dir), **summary})
             else:
@@ -121,8 +125,8 @@ def _eval_command(
             return
         if run is None:
             raise DkpError("give a RUN directory to evaluate, or --runs N --preset P")
-        if preset or compare or out is not None:
-            raise DkpError("--preset, --compare and --out go with --runs N")
+        if preset or compare or one_teacher or out is not None:
+            raise DkpError("--preset, --compare, --one-teacher and --out go with --runs N")
         from dkp_tui.eval.evaluate import EvalRequest, evaluate_run
 
         req = EvalRequest(run, data, overrides, device, batch_size)

@@ -34,8 +34,10 @@ def _sweep_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print the grid as JSON on stdout."),
 ) -> None:
-    """Train a distilled student for every (γ, KD layer) point, evaluate each, and print the table behind the
-    paper's Fig. 3 with a terminal chart; the plot is written to OUT/sweep.png. Finished runs are reused."""
+    """Train and score the γ × KD-layer grid (the paper's Fig. 3); resumable.
+
+    Trains a distilled student for every (γ, KD layer) point, evaluates each, and prints the table with a
+    terminal chart; the plot is written to OUT/sweep.png. Finished runs are reused."""
     from dkp_tui.commands.eval import log_warnings_to_stderr
     from dkp_tui.eval.sweep import parse_floats, parse_ints, parse_layers, run_sweep, table, terminal_chart
 

@@ -180,11 +180,14 @@ class JobProgress:
             self.progress.update(self.stage, completed=step, eta=_fmt_eta(stage_eta))
             self.progress.update(self.overall, completed=done, eta=_fmt_eta(self._eta(done, live, elapsed)))
 
-    def finish_training(self, job: Job, trained: bool) -> None:
+    def stop_following(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    def finish_training(self, job: Job, trained: bool) -> None:
+        self.stop_following()
         if trained:
             self._trained += max(job.cfg.train.iterations - self._stage_first, 0)
             self._train_time += time.perf_counter() - self._stage_start
@@ -207,12 +210,11 @@ class JobProgress:
         if self.enabled:
             self.progress.console.print(message)
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+    def close(self, finished: bool = True) -> None:
+        self.stop_following()
         if self.enabled:
-            self.progress.update(self.stage, description="done", total=1, completed=1, eta="")
+            if finished:
+                self.progress.update(self.stage, description="done", total=1, completed=1, eta="")
             self.progress.update(self.overall, eta="")
             self.progress.stop()
 
@@ -241,6 +243,7 @@ def run_jobs(jobs: Sequence[Job], *, device: str = "auto", batch_size: int = 64,
     """Train-or-reuse then evaluate-or-reuse every job in order; one eval record per job."""
     records: list[dict[str, Any]] = []
     bar = JobProgress(sum(j.cfg.train.iterations for j in jobs), enabled=progress)
+    finished = False
     try:
         for job in jobs:
             state = run_state(job)
@@ -248,13 +251,16 @@ def run_jobs(jobs: Sequence[Job], *, device: str = "auto", batch_size: int = 64,
                 bar.start_training(job, "resuming" if state == "partial" else "training")
             try:
                 what = ensure_trained(job, train_fn)
-            finally:
-                bar.finish_training(job, trained=state != "finished")
+            except BaseException:
+                bar.stop_following()
+                raise
+            bar.finish_training(job, trained=state != "finished")
             if what != "reused":
                 bar.note(f"{job.label}: {what} → {job.run}")
             record = evaluate_job(job, device, batch_size, bar.eval_callback(job))
             records.append(record)
             bar.note(f"{job.label}: {record.get('metric')} = {record.get('value'):.4g}")
+        finished = True
     finally:
-        bar.close()
+        bar.close(finished)
     return records

@@ -34,8 +34,13 @@ class Plan:
     variant_of: dict[str, str] = field(default_factory=dict)  # run path -> variant
 
 
-def plan_repeats(preset: str, n_runs: int, compare: bool, out: Path, overrides: Sequence[str] = ()) -> Plan:
-    """Jobs in the order they must run: per seed the teacher, then the distilled student (then student-only)."""
+def plan_repeats(preset: str, n_runs: int, compare: bool, out: Path, overrides: Sequence[str] = (),
+                 one_teacher: bool = False) -> Plan:
+    """Jobs in the order they must run: per seed the teacher, then the distilled student (then student-only).
+
+    ``one_teacher``: train only seed 0's teacher and distil every seed's student from it (cheaper; the teacher
+    row then has one value).
+    """
     if n_runs < 1:
         raise DkpError("--runs must be >= 1")
     plan = Plan([])
@@ -45,9 +50,12 @@ def plan_repeats(preset: str, n_runs: int, compare: bool, out: Path, overrides: 
             raise DkpError(f"the config has kd.gamma={base.kd.gamma}; the distilled student needs kd.gamma > 0 "
                            "(the image-only baseline comes with --compare)")
         d = Path(out) / f"seed{seed}"
-        teacher = Job(d / RUN_NAMES["teacher"], base, "teacher", None, seed, f"seed {seed} teacher")
-        distilled = Job(d / RUN_NAMES["distilled"], base, "student", teacher.run, seed, f"seed {seed} distilled")
-        seed_jobs = [(teacher, "teacher"), (distilled, "distilled")]
+        teacher_run = Path(out) / "seed0" / RUN_NAMES["teacher"] if one_teacher else d / RUN_NAMES["teacher"]
+        seed_jobs = []
+        if not one_teacher or seed == 0:
+            seed_jobs.append((Job(teacher_run, base, "teacher", None, seed, f"seed {seed} teacher"), "teacher"))
+        distilled = Job(d / RUN_NAMES["distilled"], base, "student", teacher_run, seed, f"seed {seed} distilled")
+        seed_jobs.append((distilled, "distilled"))
         if compare:
             only_cfg = seed_config(preset, overrides, seed, ["kd.gamma=0"])
             seed_jobs.append((Job(d / RUN_NAMES["student-only"], only_cfg, "student", None, seed,
@@ -91,13 +99,14 @@ def summarize(plan: Plan, records: Sequence[dict[str, Any]], preset: str, n_runs
 
 
 def run_repeats(preset: str, n_runs: int, compare: bool, out: Path, overrides: Sequence[str] = (), *,
-                device: str = "auto", batch_size: int = 64, progress: bool = True,
+                one_teacher: bool = False, device: str = "auto", batch_size: int = 64, progress: bool = True,
                 train_fn: TrainFn | None = None) -> dict[str, Any]:
     from dkp_tui.atomic import write_json
 
-    plan = plan_repeats(preset, n_runs, compare, out, overrides)
+    plan = plan_repeats(preset, n_runs, compare, out, overrides, one_teacher)
     records = run_jobs(plan.jobs, device=device, batch_size=batch_size, progress=progress, train_fn=train_fn)
     summary = summarize(plan, records, preset, n_runs)
+    summary["one_teacher"] = one_teacher
     write_json(Path(out) / "summary.json", summary)
     return summary
 

@@ -177,3 +177,11 @@ def test_stats_sample_std():
     assert s["n"] == 3 and s["mean"] == 2.0 and s["std"] == pytest.approx(1.0)
     assert jobs.stats([2.0])["std"] is None and jobs.fmt_mean_std(jobs.stats([2.0])) == "2.00"
     assert np.isclose(jobs.stats([0.0, 2.0])["std"], np.std([0.0, 2.0], ddof=1))
+
+
+def test_one_teacher_is_shared_by_every_seed(tmp_path: Path):
+    plan = repeats.plan_repeats("synthetic-cpu", 3, False, tmp_path, OVERRIDES, one_teacher=True)
+    names = [j.run.relative_to(tmp_path).as_posix() for j in plan.jobs]
+    assert names == ["seed0/teacher", "seed0/student", "seed1/student", "seed2/student"]
+    assert {j.teacher_run for j in plan.jobs[1:]} == {tmp_path / "seed0" / "teacher"}
+    assert [j.cfg.train.seed for j in plan.jobs[1:]] == [0, 1, 2]
