@@ -1,1 +1,3 @@
 from dkp_tui.version import __version__
+
+__all__ = ["__version__"]

@@ -60,5 +60,5 @@ class SampleSet:
             self._save(out_dir / f"step_{step:07d}_teacher.png", self.depth, tkps, [])
 
     def _save(self, path: Path, images: torch.Tensor, keypoints: np.ndarray, edges: list) -> None:
-        tiles = [draw_keypoints(im, kp, edges, scale=self.scale) for im, kp in zip(to_uint8(images), keypoints)]
+        tiles = [draw_keypoints(im, kp, edges, scale=self.scale) for im, kp in zip(to_uint8(images), keypoints, strict=True)]
         save_png(str(path), image_grid(tiles, ncols=min(4, len(tiles))))

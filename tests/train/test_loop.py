@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from dkp_testing import tiny_overrides
 from typer.testing import CliRunner
 
 from dkp_tui.cli import app
@@ -15,7 +16,6 @@ from dkp_tui.config import load_config
 from dkp_tui.errors import DkpError
 from dkp_tui.train import loop
 from dkp_tui.train.runs import load_weights, read_run_info
-from dkp_testing import tiny_overrides
 
 runner = CliRunner()
 

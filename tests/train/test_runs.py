@@ -72,6 +72,6 @@ def test_checkpoint_restores_optimizer_and_rng(tmp_path: Path):
         o.zero_grad()
         m(x).pow(2).mean().backward()
         o.step()
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters(), strict=True))
     # nothing in the checkpoint is a pickle
     assert {p.suffix for p in (tmp_path / "checkpoint").iterdir()} == {".json", ".safetensors"}
