@@ -104,6 +104,8 @@ def compute_depth(dataset: str | Path, model: str = DEFAULT_MODEL, *, batch_size
         return summary(dataset, tag, previous, totals, skipped, timer.seconds)  # nothing to do
     check: dict[str, Any] = {}
     if jobs:
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every batch has the same shape (bar a shard's last)
         estimator = DepthEstimator(load_model(source, dev, dtype), processor, dev, dtype)
         first = jobs[0]
         sample = open_split(dataset, first.split, data_manifest).images[first.start:first.start + VERIFY_IMAGES]

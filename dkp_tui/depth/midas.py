@@ -54,6 +54,7 @@ class InputTransform:
     mean: tuple[float, ...] | None  # None: no normalisation
     std: tuple[float, ...] | None
     problems: list[str] = field(default_factory=list)  # settings the batched path does not reproduce
+    _constants: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_processor(cls, processor: Any) -> InputTransform:
@@ -110,11 +111,20 @@ class InputTransform:
         x = tvF.resize(images, list(self.output_size(*images.shape[-2:])), interpolation=mode, antialias=True)
         x = x.to(torch.float32)
         if self.mean is not None and self.std is not None:
-            rescale = self.rescale or 1.0  # the processor fuses rescale into mean and std like this
-            mean = torch.tensor(self.mean, device=x.device) * (1.0 / rescale)
-            std = torch.tensor(self.std, device=x.device) * (1.0 / rescale)
-            return (x - mean[:, None, None]) / std[:, None, None]
+            mean, std = self._mean_std(x.device)
+            return (x - mean) / std
         return x * self.rescale if self.rescale is not None else x
+
+    def _mean_std(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(3, 1, 1) tensors made once per device: a fresh host-to-device copy per batch would sync the stream."""
+        key = str(device)
+        if key not in self._constants:
+            assert self.mean is not None and self.std is not None
+            rescale = self.rescale or 1.0  # the processor fuses rescale into mean and std like this
+            mean = torch.tensor(self.mean) * (1.0 / rescale)
+            std = torch.tensor(self.std) * (1.0 / rescale)
+            self._constants[key] = (mean[:, None, None].to(device), std[:, None, None].to(device))
+        return self._constants[key]
 
 
 # --- the loaded model -----------------------------------------------------------------------------------------------

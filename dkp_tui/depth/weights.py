@@ -110,8 +110,10 @@ def _probe(repo_id: str) -> None:
     except Exception as err:  # noqa: BLE001 - any transport failure means "no network" to the user
         raise _missing(repo_id, f"{hub_endpoint()} cannot be reached ({type(err).__name__})") from None
     if response.status_code in (401, 403, 404):
-        raise DkpError(f"--model {repo_id}: no such model on {hub_endpoint()} (HTTP {response.status_code}; "
-                       "a gated model needs `hf auth login`)")
+        raise DkpError(f"--model {repo_id}: not found on {hub_endpoint()} (HTTP {response.status_code}): check the "
+                       "id (a gated model needs `hf auth login`), or pass --model PATH")
+    if response.status_code >= 500:
+        raise _missing(repo_id, f"{hub_endpoint()} answered HTTP {response.status_code}")
 
 
 def fetch_model(source: ModelSource) -> ModelSource:

@@ -48,7 +48,7 @@ def test_teacher_run_directory(teacher_run: Path):
     assert all(r["loss_kd"] is None and r["loss"] > 0 for r in steps)
     assert (teacher_run / "config.toml").is_file()
     assert sorted(p.name for p in (teacher_run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
-    assert not list(teacher_run.rglob("*.tmp"))
+    assert not list(teacher_run.rglob(".*.tmp*"))
 
 
 def test_distilled_student_keeps_the_teacher_frozen(tiny_dataset: Path, teacher_run: Path, tmp_path: Path):

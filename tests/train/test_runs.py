@@ -25,7 +25,7 @@ def test_safetensors_round_trip_with_metadata(tmp_path: Path):
     assert set(tensors) == set(state) and all(torch.equal(tensors[k], state[k]) for k in state)
     assert meta["role"] == "teacher" and meta["step"] == "42"
     assert config_from_weights(meta, "x") == cfg
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_corrupt_weights_are_a_clear_error(tmp_path: Path):
