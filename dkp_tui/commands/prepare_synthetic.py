@@ -14,11 +14,11 @@ DEFAULT_PRESET = "synthetic-cpu"
 EXAMPLES = """
 Examples:
 
-  dkp prepare synthetic                                  # the synthetic-cpu preset: 64 px into data/synthetic-cpu
+  dkp prepare synthetic                      # preset synthetic-cpu: 64 px, data/synthetic-cpu
 
-  dkp prepare synthetic --preset synthetic               # 128 px into data/synthetic
+  dkp prepare synthetic --preset synthetic   # 128 px, data/synthetic
 
-  dkp prepare synthetic --background clean --out data/synthetic-clean   # the control without clutter
+  dkp prepare synthetic --background clean --out data/synthetic-clean   # the control
 
   dkp prepare synthetic --n-train 500 --n-fit 200 --n-test 100 --out /tmp/tiny --json
 """
@@ -42,8 +42,8 @@ def _synthetic_command(
 ) -> None:
     """Render the built-in synthetic figures with exact depth, masks and joints (train, fit and test splits).
 
-    The cluttered background paints limb-like distractors on a far, flat wall: they mislead an RGB model but are
-    invisible in depth. Parameters are fixed and documented in docs/synthetic.md.
+    The cluttered background paints limb-like distractors on a far, flat wall: they mislead an RGB model but
+    are invisible in depth. Parameters are fixed and documented in docs/synthetic.md.
     """
     from dkp_tui.config import load_config
     from dkp_tui.data.synthetic import BACKGROUNDS, DEPTH_TAG, GENERATOR_VERSION, prepare
