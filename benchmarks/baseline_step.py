@@ -297,23 +297,24 @@ def run(batch: int = 8, size: int = 128, n_keypoints: int = 16, thickness: float
     rss_before = peak_rss_mb()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    times = []
+    times, cpu = [], []
     for i in range(warmup + steps):
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         baseline_step(model, optimizer, img, teacher, depth, scaler=scaler, amp=amp_dtype)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     step_s = statistics.median(times)
     result: dict[str, Any] = {
         "variant": f"baseline-{role}" + ("" if rasteriser == "dense" else f"-{rasteriser}-raster")
         + ("" if per_slice_trunks else "-one-vgg"),
         "device": device, "batch": batch, "size": size, "n_keypoints": n_keypoints, "role": role,
         "threads": torch.get_num_threads(), "steps": steps, "step_s": step_s, "step_times": times,
-        "images_per_s": batch / step_s, "build_s": build_s, "peak_rss_before_steps_mb": rss_before,
+        "images_per_s": batch / step_s, "cpu_s_per_step": statistics.median(cpu), "build_s": build_s, "peak_rss_before_steps_mb": rss_before,
         "peak_rss_mb": peak_rss_mb(),
     }
     if dev.type == "cuda":

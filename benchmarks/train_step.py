@@ -35,12 +35,15 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "dkp-dense": ("dkp", "dkp's step with the dense reference rasteriser"),
     "dkp-vgg-split": ("dkp", "dkp with the target under no_grad, not concatenated into the VGG batch"),
     "dkp-inplace": ("dkp", "dkp with in-place LeakyReLU (one activation fewer kept per block)"),
-    "dkp-proposed": ("dkp", "dkp-vgg-split + dkp-inplace (the changes proposed for the model)"),
+    "dkp-passive": ("dkp", "dkp with OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep instead of spinning)"),
+    "baseline-passive": ("baseline", "baseline with OMP_WAIT_POLICY=PASSIVE"),
+    "dkp-proposed": ("dkp", "dkp-vgg-split + dkp-inplace + dkp-passive (the changes proposed)"),
     "dkp-compiled": ("dkp", "dkp with torch.compile on the step (CUDA)"),
 }
 DEFAULT = ("baseline", "dkp", "dkp-proposed")
-ABLATIONS = ("baseline", "baseline-fast-raster", "baseline-one-vgg", "dkp", "dkp-dense", "dkp-vgg-split",
-             "dkp-inplace", "dkp-proposed")
+ABLATIONS = ("baseline", "baseline-passive", "baseline-fast-raster", "baseline-one-vgg", "dkp", "dkp-dense",
+             "dkp-vgg-split", "dkp-inplace", "dkp-passive", "dkp-proposed")
+PASSIVE = ("baseline-passive", "dkp-passive", "dkp-proposed")  # libgomp reads the variable when torch loads
 
 
 # -- workers (one per process) --------------------------------------------------------------------------------
@@ -137,6 +140,8 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     if args.compile:
         cmd.append("--compile")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    if variant in PASSIVE:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{proc.stderr[-4000:]}")
@@ -178,12 +183,13 @@ def main(argv: list[str] | None = None) -> None:
     mem = "CUDA max allocated" if args.device.startswith("cuda") else "peak RSS"
     print(f"\n{args.role} step, batch {args.batch}, {args.size} px, K = {args.keypoints}, VGG16 at 224, "
           f"{args.device}, {results[0]['threads']} threads")
-    print(f"{'variant':<22} {'s/step':>8} {'images/s':>9} {mem + ' MB':>22} {'x speed':>8} {'x memory':>9}")
+    print(f"{'variant':<22} {'s/step':>8} {'CPU s/step':>10} {'images/s':>9} {mem + ' MB':>22} {'x speed':>8} "
+          f"{'x memory':>9}")
     for r in results:
         speed = f"{r['images_per_s'] / base['images_per_s']:.2f}" if base else "-"
         memory = f"{r['peak_memory_mb'] / base['peak_memory_mb']:.2f}" if base else "-"
-        print(f"{r['variant']:<22} {r['step_s']:>8.2f} {r['images_per_s']:>9.2f} {r['peak_memory_mb']:>22.0f} "
-              f"{speed:>8} {memory:>9}")
+        print(f"{r['variant']:<22} {r['step_s']:>8.2f} {r['cpu_s_per_step']:>10.2f} {r['images_per_s']:>9.2f} "
+              f"{r['peak_memory_mb']:>22.0f} {speed:>8} {memory:>9}")
     if args.json:
         sys.stdout.write(json.dumps(results) + "\n")
 

@@ -203,16 +203,16 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
         warm_times.append(time.perf_counter() - t0)
     n = _auto_steps(warm_times[-1], steps)
     _sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(n):
         one(warmup + i)
     _sync(device)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     batch = device_batches[0][0].shape[0]
     return {
         "role": role, "batch": batch, "steps": n, "warmup_steps": max(1, warmup),
         "first_step_s": warm_times[0], "step_ms": 1000 * elapsed / n, "steps_per_s": n / elapsed,
-        "images_per_s": n * batch / elapsed, "peak_memory_mb": peak_memory_mb(device),
+        "images_per_s": n * batch / elapsed, "cpu_s_per_step": cpu / n, "peak_memory_mb": peak_memory_mb(device),
         "memory_kind": "cuda_max_allocated" if device.type == "cuda" else
         ("peak_rss" if can_reset else "lifetime_peak_rss"),
         "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
@@ -258,7 +258,8 @@ def measure_rasteriser(device: torch.device, batch: int, ks: tuple[int, ...] = R
         row: dict[str, Any] = {"k": k, "edges": n_edges, "batch": batch, "size": size,
                                "fast_ms": 1000 * _time_call(lambda run=run: run(edge_maps), device)}
         if dense:
-            row["dense_ms"] = 1000 * _time_call(lambda run=run: run(edge_maps_dense), device, budget_s=0.5)
+            row["dense_ms"] = 1000 * _time_call(lambda run=run: run(edge_maps_dense), device, min_repeats=1,
+                                                budget_s=0.5)
             row["speedup"] = row["dense_ms"] / row["fast_ms"]
         rows.append(row)
     return rows
@@ -276,7 +277,10 @@ def make_loader(cfg: Config, role: str, rgb: bool = True, depth: bool = True):  
 
 
 def measure_loader(cfg: Config, n_batches: int = 0) -> dict[str, Any]:
-    """Images/s of the training loader (RGB + depth, flips, resize to the model size) on the bench data set."""
+    """Images/s of the training loader (RGB + depth, flips, resize to the model size) on the bench data set.
+
+    ``n_batches = 0``: as many as fit in about two seconds (at most 50).
+    """
     loader = make_loader(cfg, "student")
     next(iter(loader.iterate(0, 1)))  # open the memory maps, warm the page cache
     budget = n_batches or 50
@@ -292,7 +296,8 @@ def measure_loader(cfg: Config, n_batches: int = 0) -> dict[str, Any]:
             "ms_per_batch": 1000 * elapsed / max(count, 1)}
 
 
-def measure_depth_cache(dataset: Path, split: str = "train", batch: int = 64, tag: str = "") -> dict[str, Any]:
+def measure_depth_cache(dataset: Path, split: str = "train", batch: int = 64, tag: str = "",
+                        budget_s: float = 1.0) -> dict[str, Any]:
     """Images/s reading the uint16 depth cache in shuffled batches and decoding to [-1, 1] float32 tensors."""
     from dkp_tui.depth.cache import open_depth
 
@@ -308,7 +313,7 @@ def measure_depth_cache(dataset: Path, split: str = "train", batch: int = 64, ta
             tensor = torch.from_numpy(raw.astype(np.float32)).mul_(2.0 / 65535.0).sub_(1.0)
             images += tensor.shape[0]
         rounds += 1
-        if time.perf_counter() - t0 > 1.0 or rounds >= 200:
+        if time.perf_counter() - t0 > budget_s or rounds >= 200:
             break
     elapsed = time.perf_counter() - t0
     height, width = depth.shape[1:3]
@@ -355,8 +360,13 @@ def machine_info(device: torch.device) -> dict[str, Any]:
 
 def run_bench(preset: str, device: str = "", steps: int = 0, batch: int | None = None,
               overrides: list[str] | None = None, roles: tuple[str, ...] = ("teacher", "student"),
-              dense: bool = True, dataset: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Every `dkp bench` figure for ``preset`` on this machine, as one JSON-ready dict."""
+              dense: bool = True, dataset: str | None = None, progress: Progress | None = None,
+              quick: bool = False) -> dict[str, Any]:
+    """Every `dkp bench` figure for ``preset`` on this machine, as one JSON-ready dict.
+
+    ``quick`` is a smoke run (one warm-up and at most ``steps`` or 2 timed steps, K = 10 and 16 only, short
+    loader and cache timings): every field is present, the figures are rough.
+    """
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     probe = load_config(preset or None, list(overrides or []) + ([f'train.device="{device}"'] if device else []))
@@ -365,7 +375,7 @@ def run_bench(preset: str, device: str = "", steps: int = 0, batch: int | None =
     dev = pick_device(probe.train.device)
     result: dict[str, Any] = {"preset": preset, "device": str(dev)}
     say("building the synthetic data set")
-    with bench_dataset(probe.model.image_size, keep=dataset) as root, \
+    with bench_dataset(probe.model.image_size, n_train=32 if quick else 128, keep=dataset) as root, \
             tempfile.TemporaryDirectory(prefix="dkp-bench-vgg-") as tmp:
         vgg = write_random_vgg16(Path(tmp) / "vgg16-random.safetensors") \
             if probe.loss.reconstruction != "pixel" else None
@@ -381,18 +391,21 @@ def run_bench(preset: str, device: str = "", steps: int = 0, batch: int | None =
 
         say("loading batches")
         loader = make_loader(cfg, "student")
-        batches = [(b.image, b.depth) for _, b in loader.iterate(0, 4)]
+        batches = [(b.image, b.depth) for _, b in loader.iterate(0, min(4, len(loader)))]
         result["train"] = {}
         for role in roles:
             say(f"timing the {role} step")
-            result["train"][role] = measure_train_step(cfg, role, batches, steps=steps)
+            result["train"][role] = measure_train_step(cfg, role, batches, steps=(steps or 2) if quick else steps,
+                                                       warmup=1 if quick else 2)
         say("timing the rasteriser")
         raster_batch = 8 if dev.type == "cpu" else cfg.train.batch_size
-        result["rasteriser"] = measure_rasteriser(dev, raster_batch, dense=dense)
+        result["rasteriser"] = measure_rasteriser(dev, raster_batch, ks=RASTER_KS[:2] if quick else RASTER_KS,
+                                                  dense=dense)
         say("timing the data loader")
-        result["loader"] = measure_loader(cfg)
+        result["loader"] = measure_loader(cfg, n_batches=5 if quick else 0)
         say("timing the depth cache")
-        result["depth_cache"] = measure_depth_cache(root, "train", cfg.train.batch_size)
+        result["depth_cache"] = measure_depth_cache(root, "train", cfg.train.batch_size,
+                                                    budget_s=0.1 if quick else 1.0)
     result["elapsed_s"] = time.perf_counter() - started
     return result
 

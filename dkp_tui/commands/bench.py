@@ -31,6 +31,7 @@ def _bench_command(
     dense: bool = typer.Option(True, "--dense/--no-dense",
                                help="Also time the dense reference rasteriser (slow at K = 32 on CPU)."),
     json_out: bool = typer.Option(False, "--json", help="Print every figure as JSON on stdout."),
+    quick: bool = typer.Option(False, "--quick", help="Smoke run: every field, rough figures, a few seconds."),
 ) -> None:
     """Measure this machine: training images/s (teacher and student steps) and peak memory, the edge-map
     rasteriser (fast vs dense) for K = 10/16/32, data-loader and depth-cache images/s.
@@ -42,11 +43,11 @@ def _bench_command(
 
     roles = ("teacher",) if teacher_only else ("teacher", "student")
     if json_out:
-        result = run_bench(preset, device, steps, batch, list(set_), roles=roles, dense=dense)
+        result = run_bench(preset, device, steps, batch, list(set_), roles=roles, dense=dense, quick=quick)
         print_json(result)
         return
     with console.status("dkp bench") as status:
-        result = run_bench(preset, device, steps, batch, list(set_), roles=roles, dense=dense,
+        result = run_bench(preset, device, steps, batch, list(set_), roles=roles, dense=dense, quick=quick,
                            progress=lambda msg: status.update(f"dkp bench: {msg}"))
     console.print(render_tables(result))
 
