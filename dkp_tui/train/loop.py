@@ -159,7 +159,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
                              generator=mask_gen, device=device)
             losses = step_fn(model, rec_loss, teacher, cfg, x, depth, mask, kd_feats, device, amp_dtype)
             if not distributed.all_finite(losses["loss"], dist_info):
-                raise _NonFinite(step + 1, {k: float(v) for k, v in losses.items()})
+                raise _NonFinite(step + 1, {k: float(v.detach()) for k, v in losses.items()})
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["loss"]).backward()
             scaler.step(optimizer)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import _tiny_overrides as tiny_overrides
+from dkp_testing import tiny_overrides
 from safetensors.torch import load_file
 
 from dkp_tui.config import load_config
