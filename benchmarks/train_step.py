@@ -38,12 +38,13 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "dkp-passive": ("dkp", "dkp with OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep instead of spinning)"),
     "baseline-passive": ("baseline", "baseline with OMP_WAIT_POLICY=PASSIVE"),
     "dkp-proposed": ("dkp", "dkp-vgg-split + dkp-inplace + dkp-passive (the changes proposed)"),
+    "dkp-lowmem": ("dkp", "dkp-proposed + activation checkpointing of the VGG slices and the 128-px decoder blocks"),
     "dkp-compiled": ("dkp", "dkp with torch.compile on the step (CUDA)"),
 }
 DEFAULT = ("baseline", "dkp", "dkp-proposed")
 ABLATIONS = ("baseline", "baseline-passive", "baseline-fast-raster", "baseline-one-vgg", "dkp", "dkp-dense",
              "dkp-vgg-split", "dkp-inplace", "dkp-passive", "dkp-proposed")
-PASSIVE = ("baseline-passive", "dkp-passive", "dkp-proposed")  # libgomp reads the variable when torch loads
+PASSIVE = ("baseline-passive", "dkp-passive", "dkp-proposed", "dkp-lowmem")  # libgomp reads the variable when torch loads
 
 
 # -- workers (one per process) --------------------------------------------------------------------------------
@@ -75,7 +76,32 @@ def _tweak(variant: str):
         vgg_split(model, rec_loss)
         inplace(model, rec_loss)
 
-    return {"dkp-vgg-split": vgg_split, "dkp-inplace": inplace, "dkp-proposed": proposed}.get(variant)
+    def lowmem(model: torch.nn.Module, rec_loss: torch.nn.Module) -> None:
+        """Recompute instead of keeping: the VGG slices of the reconstruction, the decoder's 128-px blocks."""
+        from torch.utils.checkpoint import checkpoint
+
+        from dkp_tui.model.perceptual import SLICE_ENDS
+
+        proposed(model, rec_loss)
+        for block in (model.decoder.down1, model.decoder.up4):
+            forward = block.forward
+            block.forward = lambda *a, f=forward: checkpoint(f, *a, use_reentrant=False)
+        plain = rec_loss._slices
+
+        def slices(x: torch.Tensor) -> list[torch.Tensor]:
+            if not torch.is_grad_enabled():
+                return plain(x)
+            out, start = [], 0
+            for end in SLICE_ENDS:
+                x = checkpoint(rec_loss.vgg[start:end], x, use_reentrant=False)
+                out.append(x)
+                start = end
+            return out
+
+        rec_loss._slices = slices
+
+    return {"dkp-vgg-split": vgg_split, "dkp-inplace": inplace, "dkp-proposed": proposed,
+            "dkp-lowmem": lowmem}.get(variant)
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
