@@ -29,22 +29,26 @@ ROOT = HERE.parent
 # name -> (kind, description). "baseline*" run benchmarks/baseline_step.py, "dkp*" run dkp's own step.
 VARIANTS: dict[str, tuple[str, str]] = {
     "baseline": ("baseline", "reference-style step: 4 VGG trunks, dense B x E x H x W edge maps"),
+    "baseline-passive": ("baseline", "baseline with OMP_WAIT_POLICY=PASSIVE"),
     "baseline-fast-raster": ("baseline", "baseline with dkp's rasteriser (no B x E x H x W)"),
     "baseline-one-vgg": ("baseline", "baseline with one VGG trunk of 23 layers (no classifiers built)"),
     "dkp": ("dkp", "dkp's step as `dkp train` runs it"),
-    "dkp-dense": ("dkp", "dkp's step with the dense reference rasteriser"),
-    "dkp-vgg-split": ("dkp", "dkp with the target under no_grad, not concatenated into the VGG batch"),
-    "dkp-inplace": ("dkp", "dkp with in-place LeakyReLU (one activation fewer kept per block)"),
-    "dkp-passive": ("dkp", "dkp with OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep instead of spinning)"),
-    "baseline-passive": ("baseline", "baseline with OMP_WAIT_POLICY=PASSIVE"),
-    "dkp-proposed": ("dkp", "dkp-vgg-split + dkp-inplace + dkp-passive (the changes proposed)"),
-    "dkp-lowmem": ("dkp", "dkp-proposed + activation checkpointing of the VGG slices and the 128-px decoder blocks"),
+    "dkp-dense": ("dkp", "dkp with the dense reference rasteriser"),
+    "dkp-batched-vgg": ("dkp", "dkp with the target in the VGG batch, inside the graph (the GPU setting)"),
+    "dkp-no-inplace": ("dkp", "dkp with out-of-place LeakyReLU"),
+    "dkp-nchw": ("dkp", "dkp without channels-last on the CPU"),
+    "dkp-spin": ("dkp", "dkp with libgomp's default waiting (no OMP_WAIT_POLICY=PASSIVE)"),
+    "dkp-lowmem": ("dkp", "dkp + activation checkpointing of the VGG slices and the 128-px decoder blocks"),
     "dkp-compiled": ("dkp", "dkp with torch.compile on the step (CUDA)"),
 }
-DEFAULT = ("baseline", "dkp", "dkp-proposed")
+DEFAULT = ("baseline", "dkp")
 ABLATIONS = ("baseline", "baseline-passive", "baseline-fast-raster", "baseline-one-vgg", "dkp", "dkp-dense",
-             "dkp-vgg-split", "dkp-inplace", "dkp-passive", "dkp-proposed")
-PASSIVE = ("baseline-passive", "dkp-passive", "dkp-proposed", "dkp-lowmem")  # libgomp reads the variable when torch loads
+             "dkp-batched-vgg", "dkp-no-inplace", "dkp-nchw", "dkp-spin", "dkp-lowmem")
+
+
+def _passive(variant: str) -> bool:
+    """libgomp reads OMP_WAIT_POLICY when torch loads; `dkp` sets PASSIVE before that, so every dkp variant has it."""
+    return variant == "baseline-passive" or (VARIANTS[variant][0] == "dkp" and variant != "dkp-spin")
 
 
 # -- workers (one per process) --------------------------------------------------------------------------------
@@ -64,17 +68,13 @@ def _tweak(variant: str):
     """The change a dkp ablation makes to the model or loss before the first step (None: dkp as it is)."""
     import torch
 
-    def vgg_split(model: torch.nn.Module, rec_loss: torch.nn.Module) -> None:
-        rec_loss.batched = False
+    def batched_vgg(model: torch.nn.Module, rec_loss: torch.nn.Module) -> None:
+        rec_loss.batched = True
 
-    def inplace(model: torch.nn.Module, rec_loss: torch.nn.Module) -> None:
+    def no_inplace(model: torch.nn.Module, rec_loss: torch.nn.Module) -> None:
         for m in model.modules():
             if isinstance(m, (torch.nn.LeakyReLU, torch.nn.ReLU)):
-                m.inplace = True
-
-    def proposed(model: torch.nn.Module, rec_loss: torch.nn.Module) -> None:
-        vgg_split(model, rec_loss)
-        inplace(model, rec_loss)
+                m.inplace = False
 
     def lowmem(model: torch.nn.Module, rec_loss: torch.nn.Module) -> None:
         """Recompute instead of keeping: the VGG slices of the reconstruction, the decoder's 128-px blocks."""
@@ -82,7 +82,6 @@ def _tweak(variant: str):
 
         from dkp_tui.model.perceptual import SLICE_ENDS
 
-        proposed(model, rec_loss)
         for block in (model.decoder.down1, model.decoder.up4):
             forward = block.forward
             block.forward = lambda *a, f=forward: checkpoint(f, *a, use_reentrant=False)
@@ -100,8 +99,7 @@ def _tweak(variant: str):
 
         rec_loss._slices = slices
 
-    return {"dkp-vgg-split": vgg_split, "dkp-inplace": inplace, "dkp-proposed": proposed,
-            "dkp-lowmem": lowmem}.get(variant)
+    return {"dkp-batched-vgg": batched_vgg, "dkp-no-inplace": no_inplace, "dkp-lowmem": lowmem}.get(variant)
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -127,6 +125,10 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     from dkp_tui import bench
     from dkp_tui.config import load_config
 
+    if variant == "dkp-nchw":
+        from dkp_tui.train import setup
+
+        setup.channels_last = lambda device, width: device.type == "cuda"  # bench.py looks it up at call time
     if variant == "dkp-dense":
         from dkp_tui.model import edges
 
@@ -166,7 +168,8 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     if args.compile:
         cmd.append("--compile")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    if variant in PASSIVE:
+    env.pop("OMP_WAIT_POLICY", None)
+    if _passive(variant):
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:

@@ -96,10 +96,10 @@ def write_random_vgg16(path: Path) -> Path:
     """A VGG16 trunk state dict with random weights as safetensors: the perceptual loss's speed without a download."""
     from safetensors.torch import save_file
 
-    from dkp_tui.model.perceptual import _vgg16_trunk
+    from dkp_tui.model.perceptual import vgg16_trunk
 
     torch.manual_seed(0)
-    state = {k: v.contiguous() for k, v in _vgg16_trunk().state_dict().items()}
+    state = {k: v.contiguous() for k, v in vgg16_trunk().state_dict().items()}
     save_file(state, str(path))
     return path
 
@@ -141,7 +141,7 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     from dkp_tui.model.perceptual import build_reconstruction_loss
     from dkp_tui.train.kd import FrozenTeacher
     from dkp_tui.train.loop import _train_step
-    from dkp_tui.train.setup import pick_device, pick_precision
+    from dkp_tui.train.setup import channels_last, pick_device, pick_precision, vgg_batched
 
     t = cfg.train
     device = pick_device(t.device)
@@ -156,9 +156,12 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     can_reset = reset_peak_memory(device)
 
     model = AutoLink(cfg.model).to(device)
-    if device.type == "cuda":
+    nhwc = channels_last(device, cfg.model.width)
+    if nhwc:
         model = model.to(memory_format=torch.channels_last)
-    rec_loss = build_reconstruction_loss(cfg.loss).to(device)
+    rec_loss = build_reconstruction_loss(cfg.loss, batched=vgg_batched(device)).to(device)
+    if nhwc:
+        rec_loss = rec_loss.to(memory_format=torch.channels_last)
     teacher = None
     if role == "student":
         teacher = FrozenTeacher(Detector(cfg.model.n_keypoints, width=cfg.model.width,
@@ -176,7 +179,7 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     device_batches = []
     for image, depth in batches:
         x = (image if role == "student" else depth).to(device)
-        if device.type == "cuda":
+        if nhwc:
             x = x.contiguous(memory_format=torch.channels_last)
         d = depth.to(device) if teacher is not None and depth is not None else None
         device_batches.append((x, d))
@@ -347,7 +350,10 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "processor": platform.processor(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
     }
+    if hasattr(os, "getloadavg"):
+        info["load_average_1m"] = os.getloadavg()[0]  # other work on the machine slows every figure
     try:
         info["cpu_affinity"] = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux

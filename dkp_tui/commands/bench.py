@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import os
+import sys
+
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
@@ -36,9 +40,12 @@ def _bench_command(
     """Measure this machine: training images/s (teacher and student steps) and peak memory, the edge-map
     rasteriser (fast vs dense) for K = 10/16/32, data-loader and depth-cache images/s.
 
-    It builds a small synthetic data set in a temporary directory and uses random VGG16 weights, so it needs no
-    data and no download.
+    It builds a small synthetic data set in a temporary directory and uses random VGG16 weights: no data needed.
     """
+    if "torch" not in sys.modules:
+        # OpenMP threads that spin while waiting make every op ~10x slower when anything else uses the cores
+        # (measured in docs/performance.md); libgomp reads this once, when torch loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from dkp_tui.bench import render_tables, run_bench
 
     roles = ("teacher",) if teacher_only else ("teacher", "student")
@@ -53,4 +60,5 @@ def _bench_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("bench", help=(_bench_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_bench_command))
+    app.command("bench", help=inspect.cleandoc(_bench_command.__doc__ or "") + "\n" + EXAMPLES)(
+        guarded(_bench_command))

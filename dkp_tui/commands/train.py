@@ -115,7 +115,7 @@ def _relaunch_torchrun(nproc: int) -> int:
     """`dkp train --nproc N ...` is `torchrun --standalone --nproc-per-node N -m dkp_tui train ...`."""
     args = _strip_flag(sys.argv[1:], "--nproc", takes_value=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "dkp_tui", *args]
+           "-m", "dkp_tui", "--", *args]  # `--`: torchrun would take `--run` as its own `--run-path`
     console.print(f"launching: {' '.join(cmd[2:])}")
     return subprocess.call(cmd)
 

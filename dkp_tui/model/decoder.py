@@ -43,7 +43,7 @@ class DownBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.act = nn.LeakyReLU(0.2)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, Cin, H, W) -> (B, Cout, H/2, W/2)
         x = self.act(self.bn1(self.conv1(x)))
@@ -61,7 +61,7 @@ class UpBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.act = nn.LeakyReLU(0.2)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, Cin, H, W) -> (B, Cout, 2H, 2W)
         x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
@@ -78,7 +78,7 @@ class Decoder(nn.Module):
     def __init__(self, width: float = 1.0) -> None:
         super().__init__()
         c64, c128, c256, c512 = (scaled(c, width) for c in (64, 128, 256, 512))
-        self.down0 = nn.Sequential(nn.Conv2d(3 + 1, c64, 3, padding=1), nn.LeakyReLU(0.2))  # 64 x 128^2
+        self.down0 = nn.Sequential(nn.Conv2d(3 + 1, c64, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))  # 64 x 128^2
         self.down1 = DownBlock(c64, c128)  # 128 x 64^2
         self.down2 = DownBlock(c128, c256)  # 256 x 32^2
         self.down3 = DownBlock(c256, c512)  # 512 x 16^2

@@ -43,7 +43,7 @@ class ResBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.bn_shortcut = nn.BatchNorm2d(out_channels)
-        self.act = nn.LeakyReLU(0.2)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
 
     @staticmethod
     def _half(x: Tensor) -> Tensor:
@@ -63,7 +63,7 @@ class UpBlock(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.act = nn.LeakyReLU(0.2)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, Cin, H, W) -> (B, Cout, 2H, 2W)
         x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)

@@ -57,7 +57,6 @@ def vgg16_trunk() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-_vgg16_trunk = vgg16_trunk  # the name dkp_tui/bench.py imports
 
 
 def _read_state_dict(path: Path) -> Mapping[str, Tensor]:

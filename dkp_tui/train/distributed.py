@@ -2,6 +2,8 @@
 
 dkp never launches processes itself: `torchrun --nproc-per-node N -m dkp_tui train ...` sets RANK, WORLD_SIZE,
 LOCAL_RANK and MASTER_ADDR/PORT, and `setup()` joins the process group (NCCL on CUDA, gloo on CPU).
+`dkp train --nproc N` only spells that command for you: `torchrun ... -m dkp_tui -- train ...`, where the `--`
+keeps torchrun from reading dkp's options (`--run` would otherwise match torchrun's `--run-path`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ def all_finite(value: torch.Tensor, info: DistInfo) -> bool:
         ok = ok.to("cpu") if dist.get_backend() == "gloo" else ok
         dist.all_reduce(ok, op=dist.ReduceOp.MIN)
     return bool(ok.item() > 0)
+
+
+def gather_states(state: torch.Tensor, info: DistInfo) -> list[torch.Tensor]:
+    """Every rank's RNG state (a uint8 tensor of the same length on each), so rank 0 can checkpoint them all."""
+    if not (info.enabled and dist.is_initialized()):
+        return [state]
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    local = state.to(device)
+    parts = [torch.empty_like(local) for _ in range(info.world_size)]
+    dist.all_gather(parts, local)
+    return [p.cpu() for p in parts]
 
 
 def cleanup(info: DistInfo) -> None:

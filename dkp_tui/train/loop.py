@@ -40,7 +40,15 @@ from dkp_tui.train.runs import (
     write_run_info,
 )
 from dkp_tui.train.samples import SampleSet
-from dkp_tui.train.setup import autocast, load_teacher_detector, pick_device, pick_precision, seed_everything
+from dkp_tui.train.setup import (
+    autocast,
+    channels_last,
+    load_teacher_detector,
+    pick_device,
+    pick_precision,
+    seed_everything,
+    vgg_batched,
+)
 
 
 def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_run: str | Path | None = None,
@@ -71,6 +79,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
 
     # -- the run directory --------------------------------------------------------------------------
     distill = role == "student" and teacher_run is not None and cfg.kd.gamma > 0
+    info: RunInfo | None = None  # ranks other than 0 never write it
     if resume:
         info = read_run_info(run_dir)
         if info.status == "finished" and info.step >= t.iterations:
@@ -80,6 +89,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
     elif is_run_dir(run_dir):
         raise DkpError(f"{run_dir} already holds a run; continue it with `dkp train --resume {run_dir}` "
                        "or choose another --run")
+    distributed.barrier(dist_info)  # every rank has looked at the directory before rank 0 writes to it
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(run_dir, cfg)
@@ -97,10 +107,12 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
 
     # -- model, loss, teacher, optimizer ------------------------------------------------------------
     model = AutoLink(cfg.model).to(device)
-    if device.type == "cuda":
+    nhwc = channels_last(device, cfg.model.width)
+    if nhwc:
         model = model.to(memory_format=torch.channels_last)
-    # One VGG pass over cat([recon, target]) is faster on GPU; two passes have a lower memory peak on CPU.
-    rec_loss = build_reconstruction_loss(cfg.loss, batched=device.type == "cuda").to(device)
+    rec_loss = build_reconstruction_loss(cfg.loss, batched=vgg_batched(device)).to(device)
+    if nhwc:
+        rec_loss = rec_loss.to(memory_format=torch.channels_last)
     teacher = None
     if distill:
         teacher = FrozenTeacher(load_teacher_detector(Path(teacher_run), cfg, device))  # type: ignore[arg-type]
@@ -153,7 +165,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
         for step, batch in loader.iterate(start_step, t.iterations):
             x = (batch.image if role == "student" else batch.depth).to(device, non_blocking=True)
             depth = batch.depth.to(device, non_blocking=True) if teacher is not None else None
-            if device.type == "cuda":
+            if nhwc:
                 x = x.contiguous(memory_format=torch.channels_last)
             mask = cell_mask(x.shape[0], cfg.model.mask_cells, cfg.model.mask_keep, cfg.model.image_size,
                              generator=mask_gen, device=device)
@@ -245,7 +257,8 @@ def _checkpoint(run_dir: Path, model: AutoLink, optimizer: torch.optim.Optimizer
                 mask_gen: torch.Generator, step: int, cfg: Config, role: str, dist_info: distributed.DistInfo,
                 info: RunInfo) -> None:
     """Weights (for eval and infer) and the resumable state; rank 0 writes, every rank waits."""
-    rng = {f"mask{dist_info.rank}": mask_gen.get_state(), "torch": torch.get_rng_state()}
+    masks = distributed.gather_states(mask_gen.get_state(), dist_info)  # each rank draws its own masks
+    rng = {**{f"mask{r}": s for r, s in enumerate(masks)}, "torch": torch.get_rng_state()}
     if dist_info.is_main:
         state = model.state_dict()
         save_weights(run_dir / WEIGHTS, state, cfg, role, step)

@@ -51,6 +51,18 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContext
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def channels_last(device: torch.device, width: float) -> bool:
+    """NHWC pays on CUDA always, and on CPU for the full-width model (oneDNN: 1.22x per step, docs/performance.md);
+    at CPU-preset widths (8-128 channels, 64 px) the layout conversions cost more than they save (0.93x)."""
+    return device.type == "cuda" or (device.type == "cpu" and width >= 1.0)
+
+
+def vgg_batched(device: torch.device) -> bool:
+    """One VGG pass over cat([recon, target]) is fastest on GPUs; on CPU the target's pass under no_grad saves
+    its backward (~220 GFLOP of ~1,900 per full-size step) and ~560 MB of activations."""
+    return device.type == "cuda"
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

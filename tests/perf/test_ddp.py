@@ -1,7 +1,7 @@
 """DistributedDataParallel on CPU: 2 processes under torchrun with the gloo backend, against one process.
 
 Why two data sets: on CPU there is no SyncBatchNorm (in this torch ``SyncBatchNorm.forward`` raises ValueError for
-CPU tensors; see ``test_sync_batchnorm_needs_an_accelerator``), so each rank normalises over its own half batch.
+CPU tensors in a process group of 2; ``test_two_ranks_hold_identical_weights`` checks it), so each rank normalises over its own half batch.
 With varied frames that is different maths from one process normalising the whole batch, so there the test asks
 only what DDP guarantees: both ranks end with the same parameters. Exact equality with a single-process run is
 asked where per-rank and whole-batch statistics coincide: a data set whose training frames are all one frame, no
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from dkp_testing import tiny_overrides
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from dkp_tui.config import load_config
@@ -64,6 +66,13 @@ def _parameter_names(overrides: list[str]) -> set[str]:
     return {name for name, _ in AutoLink(load_config(None, overrides).model).named_parameters()}
 
 
+def _cancelled(name: str) -> bool:
+    """Biases the model cancels: those of convolutions feeding a BatchNorm (the normalisation subtracts them) and
+    the detector's output bias (the softmax over positions ignores a per-map constant). Their gradient is 0 up to
+    rounding, and Adam turns that rounding noise into steps of up to lr in either direction."""
+    return name == "detector.out.bias" or re.search(r"\.(conv1|conv2|shortcut|tc\d\.conv)\.bias$", name) is not None
+
+
 @pytest.fixture(scope="module")
 def constant_dataset(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny set with every training frame (and depth map) replaced by the first one."""
@@ -80,17 +89,14 @@ def constant_dataset(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactor
     return root
 
 
-def test_sync_batchnorm_needs_an_accelerator():
-    """Why the loop converts to SyncBatchNorm on CUDA only: this torch refuses CPU tensors."""
-    bn = torch.nn.SyncBatchNorm(4)
-    with pytest.raises(ValueError, match="GPU"):
-        bn(torch.randn(2, 4, 3, 3))
-
-
 def test_two_ranks_hold_identical_weights(tiny_dataset: Path, tmp_path: Path):
     """Ranks see different halves of each batch (and draw their own masks); DDP keeps their weights equal."""
     overrides = tiny_overrides(tiny_dataset, iterations=4, train__checkpoint_every=4, train__sample_every=4)
     _run(_torchrun(str(WORKER), str(tmp_path / "run"), str(tmp_path / "dump"), json.dumps(overrides)))
+    with safe_open(str(tmp_path / "dump" / "rank0.safetensors"), "pt") as fh:
+        syncbn = fh.metadata()["syncbn_cpu"]
+    # why the loop converts to SyncBatchNorm on CUDA only: with 2 gloo ranks this torch refuses CPU tensors
+    assert syncbn.startswith("ValueError") and "GPU" in syncbn, syncbn
     rank0 = load_file(str(tmp_path / "dump" / "rank0.safetensors"))
     rank1 = load_file(str(tmp_path / "dump" / "rank1.safetensors"))
     names = _parameter_names(overrides)
@@ -130,6 +136,11 @@ def test_ddp_with_resume_equals_one_process(constant_dataset: Path, tmp_path: Pa
     b, _ = load_weights(ddp / "model.safetensors")
     names = _parameter_names(overrides)
     diffs = {k: float((a[k] - b[k]).abs().max()) for k in names}
-    for k, v in sorted(diffs.items(), key=lambda kv: -kv[1])[:12]:
-        print(k, v)
-    assert max(diffs.values()) < 1e-5
+    cancelled = {k: v for k, v in diffs.items() if _cancelled(k)}
+    rest = {k: v for k, v in diffs.items() if k not in cancelled}
+    assert len(cancelled) > 20 and len(rest) > 40
+    # measured: every other parameter within 2e-7 of the one-process run (float rounding of 2 x 2 vs 4 images)
+    worst = max(rest, key=rest.__getitem__)
+    assert rest[worst] < 1e-5, f"DDP differs from one process at {worst} by {rest[worst]:.3g}"
+    # the cancelled biases only carry Adam-amplified rounding noise: at most ~lr per step (measured 1.6e-4)
+    assert max(cancelled.values()) <= 2 * 4 * 1e-4
