@@ -38,7 +38,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "dkp-no-inplace": ("dkp", "dkp with out-of-place LeakyReLU"),
     "dkp-nchw": ("dkp", "dkp without channels-last on the CPU"),
     "dkp-spin": ("dkp", "dkp with libgomp's default waiting (no OMP_WAIT_POLICY=PASSIVE)"),
-    "dkp-lowmem": ("dkp", "dkp + activation checkpointing of the VGG slices and the 128-px decoder blocks"),
+    "dkp-lowmem": ("dkp", "dkp with train.low_memory (recomputes the VGG slices and the 128-px decoder blocks)"),
     "dkp-compiled": ("dkp", "dkp with torch.compile on the step (CUDA)"),
 }
 DEFAULT = ("baseline", "dkp")
@@ -76,30 +76,7 @@ def _tweak(variant: str):
             if isinstance(m, (torch.nn.LeakyReLU, torch.nn.ReLU)):
                 m.inplace = False
 
-    def lowmem(model: torch.nn.Module, rec_loss: torch.nn.Module) -> None:
-        """Recompute instead of keeping: the VGG slices of the reconstruction, the decoder's 128-px blocks."""
-        from torch.utils.checkpoint import checkpoint
-
-        from dkp_tui.model.perceptual import SLICE_ENDS
-
-        for block in (model.decoder.down1, model.decoder.up4):
-            forward = block.forward
-            block.forward = lambda *a, f=forward: checkpoint(f, *a, use_reentrant=False)
-        plain = rec_loss._slices
-
-        def slices(x: torch.Tensor) -> list[torch.Tensor]:
-            if not torch.is_grad_enabled():
-                return plain(x)
-            out, start = [], 0
-            for end in SLICE_ENDS:
-                x = checkpoint(rec_loss.vgg[start:end], x, use_reentrant=False)
-                out.append(x)
-                start = end
-            return out
-
-        rec_loss._slices = slices
-
-    return {"dkp-batched-vgg": batched_vgg, "dkp-no-inplace": no_inplace, "dkp-lowmem": lowmem}.get(variant)
+    return {"dkp-batched-vgg": batched_vgg, "dkp-no-inplace": no_inplace}.get(variant)
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,6 +118,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             f'train.device="{args.device}"', f"train.threads={args.threads}",
             f"train.compile={'true' if variant == 'dkp-compiled' or args.compile else 'false'}",
             f'train.precision="{args.precision}"', "kd.gamma=0.1",
+            f"train.low_memory={'true' if variant == 'dkp-lowmem' else 'false'}",
         ]
         cfg = load_config("h36m", overrides)
         gen = torch.Generator().manual_seed(0)

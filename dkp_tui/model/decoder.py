@@ -5,8 +5,12 @@ Shapes in comments are for the reference 128-px input and width 1.0.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from dkp_tui.model.detector import init_weights, scaled
@@ -69,6 +73,20 @@ class UpBlock(nn.Module):
         return self.act(self.bn2(self.conv2(x)))
 
 
+@contextlib.contextmanager
+def _kept_batchnorm_stats(block: nn.Module) -> Iterator[None]:
+    """The recomputation of a checkpointed block must not update BatchNorm's running statistics a second time."""
+    saved = [(m, {k: v.clone() for k, v in m.named_buffers(recurse=False)})
+             for m in block.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, buffers in saved:
+                for name, value in buffers.items():
+                    getattr(module, name).copy_(value)
+
+
 class Decoder(nn.Module):
     """U-Net: down0 (no BN), DownBlocks 64->128->256->512->512, UpBlocks with skip concat, conv3x3 -> 3.
 
@@ -88,18 +106,27 @@ class Decoder(nn.Module):
         self.up3 = UpBlock(c256 + c256, c128)  # 128 x 64^2, + down1 -> 256
         self.up4 = UpBlock(c128 + c128, c64)  # 64 x 128^2, + down0 -> 128
         self.out = nn.Conv2d(c64 + c64, 3, 3, padding=1)  # 3 x 128^2
+        self.checkpoint_full_res = False  # recompute the full-resolution blocks in the backward (low_memory)
         init_weights(self)
+
+    def _run(self, block: nn.Module, x: Tensor) -> Tensor:
+        if self.checkpoint_full_res and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(
+                block, x, use_reentrant=False,
+                context_fn=lambda: (contextlib.nullcontext(), _kept_batchnorm_stats(block)),
+            )
+        return block(x)
 
     def forward(self, masked: Tensor, edge_map: Tensor) -> Tensor:
         # masked (B, 3, S, S) already scaled by alpha; edge_map (B, 1, S, S), fp32
         x = torch.cat([masked, edge_map.to(masked.dtype)], dim=1)  # (B, 4, S, S)
         d0 = self.down0(x)  # (B, 64, S, S)
-        d1 = self.down1(d0)  # (B, 128, S/2, S/2)
+        d1 = self._run(self.down1, d0)  # (B, 128, S/2, S/2)
         d2 = self.down2(d1)  # (B, 256, S/4, S/4)
         d3 = self.down3(d2)  # (B, 512, S/8, S/8)
         d4 = self.down4(d3)  # (B, 512, S/16, S/16)
         u = torch.cat([self.up1(d4), d3], dim=1)  # (B, 1024, S/8, S/8)
         u = torch.cat([self.up2(u), d2], dim=1)  # (B, 512, S/4, S/4)
         u = torch.cat([self.up3(u), d1], dim=1)  # (B, 256, S/2, S/2)
-        u = torch.cat([self.up4(u), d0], dim=1)  # (B, 128, S, S)
+        u = torch.cat([self._run(self.up4, u), d0], dim=1)  # (B, 128, S, S)
         return self.out(u)  # (B, 3, S, S)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from dkp_tui.config import LossConfig
@@ -138,11 +139,13 @@ class ReconstructionLoss(nn.Module):
     paper's eq. 3 with a per-element mean), ``pixel`` (mean |diff|, no VGG needed; for CPU presets).
     With ``batched`` the trunk runs once on cat([recon, target]) (one large batch, the fastest on GPUs); without
     it the target runs first under no_grad, which keeps fewer activations alive (lower peak memory on CPU).
-    Target features never carry gradient either way.
+    Target features never carry gradient either way. ``checkpoint`` recomputes each VGG slice in the backward
+    instead of keeping its activations (``train.low_memory``): same values and gradients, less memory, more time.
     """
 
     def __init__(
-        self, kind: str, weights_path: str | None = None, size: int = 224, batched: bool = True
+        self, kind: str, weights_path: str | None = None, size: int = 224, batched: bool = True,
+        checkpoint: bool = False,
     ) -> None:
         super().__init__()
         if kind not in ("vgg16", "vgg16-l2", "pixel"):
@@ -150,6 +153,7 @@ class ReconstructionLoss(nn.Module):
         self.kind = kind
         self.size = size
         self.batched = batched
+        self.checkpoint = checkpoint
         self.vgg: nn.Module | None = None if kind == "pixel" else load_vgg16_features(weights_path)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -171,8 +175,11 @@ class ReconstructionLoss(nn.Module):
         out: list[Tensor] = []
         start = 0
         for end in SLICE_ENDS:
-            for index in range(start, end):
-                x = self.vgg[index](x)
+            block = self.vgg[start:end]
+            if self.checkpoint and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
             out.append(x)
             start = end
         return out
@@ -200,8 +207,8 @@ class ReconstructionLoss(nn.Module):
         return total
 
 
-def build_reconstruction_loss(cfg: LossConfig, batched: bool = True) -> ReconstructionLoss:
+def build_reconstruction_loss(cfg: LossConfig, batched: bool = True, checkpoint: bool = False) -> ReconstructionLoss:
     """``batched=False`` trades one large VGG batch for a lower activation peak (see ReconstructionLoss)."""
     return ReconstructionLoss(
-        cfg.reconstruction, cfg.perceptual_weights or None, cfg.perceptual_size, batched
+        cfg.reconstruction, cfg.perceptual_weights or None, cfg.perceptual_size, batched, checkpoint
     )

@@ -110,7 +110,9 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
     nhwc = channels_last(device, cfg.model.width)
     if nhwc:
         model = model.to(memory_format=torch.channels_last)
-    rec_loss = build_reconstruction_loss(cfg.loss, batched=vgg_batched(device)).to(device)
+    rec_loss = build_reconstruction_loss(cfg.loss, batched=vgg_batched(device),
+                                         checkpoint=t.low_memory).to(device)
+    model.decoder.checkpoint_full_res = t.low_memory
     if nhwc:
         rec_loss = rec_loss.to(memory_format=torch.channels_last)
     teacher = None
