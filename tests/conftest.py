@@ -9,7 +9,6 @@ import pytest
 from dkp_testing import tiny_overrides as tiny_overrides_fn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see dkp_tui/__init__.py
 
 
 @pytest.fixture(scope="session")

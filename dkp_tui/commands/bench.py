@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
-import sys
 
 import typer
 
@@ -42,10 +40,6 @@ def _bench_command(
 
     It builds a small synthetic data set in a temporary directory and uses random VGG16 weights: no data needed.
     """
-    if "torch" not in sys.modules:
-        # OpenMP threads that spin while waiting make every op ~10x slower when anything else uses the cores
-        # (measured in docs/performance.md); libgomp reads this once, when torch loads.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from dkp_tui.bench import render_tables, run_bench
 
     roles = ("teacher",) if teacher_only else ("teacher", "student")
