@@ -135,13 +135,12 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     detector (its speed does not depend on the weights). ``tweak(model, rec_loss)`` lets benchmarks try a change
     before anything runs. ``steps = 0`` picks enough steps for about four seconds.
     """
-    from dkp_tui.model.autolink import AutoLink, kd_features
+    from dkp_tui.model.autolink import kd_features
     from dkp_tui.model.decoder import cell_mask
     from dkp_tui.model.detector import Detector
-    from dkp_tui.model.perceptual import build_reconstruction_loss
     from dkp_tui.train.kd import FrozenTeacher
     from dkp_tui.train.loop import _train_step
-    from dkp_tui.train.setup import channels_last, pick_device, pick_precision, vgg_batched
+    from dkp_tui.train.setup import build_model, pick_device, pick_precision
 
     t = cfg.train
     device = pick_device(t.device)
@@ -155,15 +154,7 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     torch.manual_seed(t.seed)
     can_reset = reset_peak_memory(device)
 
-    model = AutoLink(cfg.model).to(device)
-    nhwc = channels_last(device, cfg.model.width)
-    if nhwc:
-        model = model.to(memory_format=torch.channels_last)
-    rec_loss = build_reconstruction_loss(cfg.loss, batched=vgg_batched(device),
-                                         checkpoint=t.low_memory).to(device)
-    model.decoder.checkpoint_full_res = t.low_memory
-    if nhwc:
-        rec_loss = rec_loss.to(memory_format=torch.channels_last)
+    model, rec_loss, nhwc = build_model(cfg, device)
     teacher = None
     if role == "student":
         teacher = FrozenTeacher(Detector(cfg.model.n_keypoints, width=cfg.model.width,

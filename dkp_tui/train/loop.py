@@ -21,7 +21,6 @@ from dkp_tui.data.loader import BatchLoader
 from dkp_tui.errors import DkpError
 from dkp_tui.model.autolink import AutoLink, kd_embedding, kd_features
 from dkp_tui.model.decoder import cell_mask
-from dkp_tui.model.perceptual import build_reconstruction_loss
 from dkp_tui.train import distributed
 from dkp_tui.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from dkp_tui.train.kd import FrozenTeacher, kd_cosine_loss
@@ -42,12 +41,11 @@ from dkp_tui.train.runs import (
 from dkp_tui.train.samples import SampleSet
 from dkp_tui.train.setup import (
     autocast,
-    channels_last,
+    build_model,
     load_teacher_detector,
     pick_device,
     pick_precision,
     seed_everything,
-    vgg_batched,
 )
 
 
@@ -106,15 +104,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
                          depth_tag=cfg.data.depth_tag, rank=dist_info.rank, world_size=dist_info.world_size)
 
     # -- model, loss, teacher, optimizer ------------------------------------------------------------
-    model = AutoLink(cfg.model).to(device)
-    nhwc = channels_last(device, cfg.model.width)
-    if nhwc:
-        model = model.to(memory_format=torch.channels_last)
-    rec_loss = build_reconstruction_loss(cfg.loss, batched=vgg_batched(device),
-                                         checkpoint=t.low_memory).to(device)
-    model.decoder.checkpoint_full_res = t.low_memory
-    if nhwc:
-        rec_loss = rec_loss.to(memory_format=torch.channels_last)
+    model, rec_loss, nhwc = build_model(cfg, device)
     teacher = None
     if distill:
         teacher = FrozenTeacher(load_teacher_detector(Path(teacher_run), cfg, device))  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
@@ -61,6 +62,23 @@ def vgg_batched(device: torch.device) -> bool:
     """One VGG pass over cat([recon, target]) is fastest on GPUs; on CPU the target's pass under no_grad saves
     its backward (~220 GFLOP of ~1,900 per full-size step) and ~560 MB of activations."""
     return device.type == "cuda"
+
+
+def build_model(cfg: Config, device: torch.device) -> tuple[nn.Module, nn.Module, bool]:
+    """AutoLink and its reconstruction loss on ``device``, in the memory layout and mode this device trains best
+    in; the bool says whether inputs must be made channels-last. Shared by `dkp train` and `dkp bench`."""
+    from dkp_tui.model.autolink import AutoLink
+    from dkp_tui.model.perceptual import build_reconstruction_loss
+
+    model = AutoLink(cfg.model).to(device)
+    model.decoder.checkpoint_full_res = cfg.train.low_memory
+    rec_loss = build_reconstruction_loss(cfg.loss, batched=vgg_batched(device),
+                                         checkpoint=cfg.train.low_memory).to(device)
+    nhwc = channels_last(device, cfg.model.width)
+    if nhwc:
+        model = model.to(memory_format=torch.channels_last)
+        rec_loss = rec_loss.to(memory_format=torch.channels_last)
+    return model, rec_loss, nhwc
 
 
 def seed_everything(seed: int) -> None:
