@@ -117,8 +117,7 @@ def _relaunch_torchrun(nproc: int) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "dkp_tui", "--", *args]  # `--`: torchrun would take `--run` as its own `--run-path`
     console.print(f"launching: {' '.join(cmd[2:])}")
-    # N ranks share this machine's cores: idle OpenMP threads must sleep, not spin (see dkp_tui/__init__.py)
-    return subprocess.call(cmd, env={"OMP_WAIT_POLICY": "PASSIVE", **os.environ})
+    return subprocess.call(cmd)  # each rank runs `-m dkp_tui`, whose __init__ sets its OpenMP wait policy
 
 
 def _train_with_dashboard(run: Path | None, resume: Path | None) -> int:

@@ -58,8 +58,6 @@ def vgg16_trunk() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-
-
 def _read_state_dict(path: Path) -> Mapping[str, Tensor]:
     if not path.is_file():
         raise DkpError(f"--perceptual-weights: file not found: {path}")
