@@ -37,13 +37,18 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "dkp-batched-vgg": ("dkp", "dkp with the target in the VGG batch, inside the graph (the GPU setting)"),
     "dkp-no-inplace": ("dkp", "dkp with out-of-place LeakyReLU"),
     "dkp-nchw": ("dkp", "dkp without channels-last on the CPU"),
+    "dkp-nchw-no-inplace": ("dkp", "dkp without channels-last and with out-of-place LeakyReLU"),
     "dkp-passive": ("dkp", "dkp with OMP_WAIT_POLICY=PASSIVE (what torchrun ranks get)"),
-    "dkp-lowmem": ("dkp", "dkp with train.low_memory (recomputes the VGG slices and the 128-px decoder blocks)"),
+    "dkp-lowmem": ("dkp", "dkp with train.low_memory (VGG loss one image at a time, 128-px decoder blocks "
+                          "recomputed, big blocks mmapped)"),
+    "dkp-lowmem-heap": ("dkp", "train.low_memory without pinning glibc's mmap threshold"),
+    "dkp-lowmem-micro2": ("dkp", "train.low_memory with the VGG loss two images at a time"),
     "dkp-compiled": ("dkp", "dkp with torch.compile on the step (CUDA)"),
 }
 DEFAULT = ("baseline", "dkp")
 ABLATIONS = ("baseline", "baseline-passive", "baseline-fast-raster", "baseline-one-vgg", "dkp", "dkp-dense",
-             "dkp-batched-vgg", "dkp-no-inplace", "dkp-nchw", "dkp-passive", "dkp-lowmem")
+             "dkp-batched-vgg", "dkp-no-inplace", "dkp-nchw", "dkp-passive", "dkp-lowmem", "dkp-lowmem-heap",
+             "dkp-lowmem-micro2")
 
 
 def _passive(variant: str) -> bool:
@@ -76,7 +81,8 @@ def _tweak(variant: str):
             if isinstance(m, (torch.nn.LeakyReLU, torch.nn.ReLU)):
                 m.inplace = False
 
-    return {"dkp-batched-vgg": batched_vgg, "dkp-no-inplace": no_inplace}.get(variant)
+    return {"dkp-batched-vgg": batched_vgg, "dkp-no-inplace": no_inplace,
+            "dkp-nchw-no-inplace": no_inplace}.get(variant)
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -102,10 +108,18 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     from dkp_tui import bench
     from dkp_tui.config import load_config
 
-    if variant == "dkp-nchw":
+    if variant in ("dkp-nchw", "dkp-nchw-no-inplace"):
         from dkp_tui.train import setup
 
         setup.channels_last = lambda device, width: device.type == "cuda"  # bench.py looks it up at call time
+    if variant == "dkp-lowmem-heap":
+        from dkp_tui.train import setup
+
+        setup.pin_mmap_threshold = lambda nbytes=0: False  # build_model looks it up at call time
+    if variant == "dkp-lowmem-micro2":
+        from dkp_tui.model import perceptual
+
+        perceptual.LOW_MEMORY_MICRO_BATCH = 2
     if variant == "dkp-dense":
         from dkp_tui.model import edges
 
@@ -118,7 +132,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             f'train.device="{args.device}"', f"train.threads={args.threads}",
             f"train.compile={'true' if variant == 'dkp-compiled' or args.compile else 'false'}",
             f'train.precision="{args.precision}"', "kd.gamma=0.1",
-            f"train.low_memory={'true' if variant == 'dkp-lowmem' else 'false'}",
+            f"train.low_memory={'true' if variant.startswith('dkp-lowmem') else 'false'}",
         ]
         cfg = load_config("h36m", overrides)
         gen = torch.Generator().manual_seed(0)

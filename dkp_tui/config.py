@@ -76,7 +76,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 elsewhere) | fp32 | bf16 | fp16
     compile: bool = False  # torch.compile the training step where it pays (CUDA)
-    low_memory: bool = False  # recompute VGG slices and full-resolution decoder blocks: ~0.77x peak, ~1.0-1.2x time
+    low_memory: bool = False  # VGG loss one image at a time, recomputed full-res decoder blocks, mmap for big blocks
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
 
 

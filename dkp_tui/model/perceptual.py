@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from dkp_tui.config import LossConfig
@@ -137,13 +136,14 @@ class ReconstructionLoss(nn.Module):
     paper's eq. 3 with a per-element mean), ``pixel`` (mean |diff|, no VGG needed; for CPU presets).
     With ``batched`` the trunk runs once on cat([recon, target]) (one large batch, the fastest on GPUs); without
     it the target runs first under no_grad, which keeps fewer activations alive (lower peak memory on CPU).
-    Target features never carry gradient either way. ``checkpoint`` recomputes each VGG slice in the backward
-    instead of keeping its activations (``train.low_memory``): same values and gradients, less memory, more time.
+    Target features never carry gradient either way. ``micro_batch`` > 0 (``train.low_memory``) takes the loss and
+    its gradient with respect to ``recon`` a few images at a time during the forward pass, so that only one micro-
+    batch's VGG activations are ever alive: same value and gradient, no recomputation, a fraction of the memory.
     """
 
     def __init__(
         self, kind: str, weights_path: str | None = None, size: int = 224, batched: bool = True,
-        checkpoint: bool = False,
+        micro_batch: int = 0,
     ) -> None:
         super().__init__()
         if kind not in ("vgg16", "vgg16-l2", "pixel"):
@@ -151,7 +151,7 @@ class ReconstructionLoss(nn.Module):
         self.kind = kind
         self.size = size
         self.batched = batched
-        self.checkpoint = checkpoint
+        self.micro_batch = micro_batch
         self.vgg: nn.Module | None = None if kind == "pixel" else load_vgg16_features(weights_path)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -173,11 +173,7 @@ class ReconstructionLoss(nn.Module):
         out: list[Tensor] = []
         start = 0
         for end in SLICE_ENDS:
-            block = self.vgg[start:end]
-            if self.checkpoint and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+            x = self.vgg[start:end](x)
             out.append(x)
             start = end
         return out
@@ -191,6 +187,15 @@ class ReconstructionLoss(nn.Module):
             target = F.interpolate(target, size=recon.shape[-2:], mode="bilinear", align_corners=False)
         if self.vgg is None:
             return (recon.float() - target.float()).abs().mean()
+        if self.micro_batch and torch.is_grad_enabled() and recon.requires_grad:
+            return self._micro_batched(recon, target.detach())
+        return self._feature_loss(recon, target)
+
+    @torch.compiler.disable  # a gradient taken inside a forward: run eagerly under train.compile
+    def _micro_batched(self, recon: Tensor, target: Tensor) -> Tensor:
+        return _MicroBatchedLoss.apply(recon, target, self, self.micro_batch)
+
+    def _feature_loss(self, recon: Tensor, target: Tensor) -> Tensor:
         if self.batched:
             feats = self._slices(self._prepare(torch.cat([recon, target.detach()], dim=0)))
             n = recon.shape[0]
@@ -205,8 +210,42 @@ class ReconstructionLoss(nn.Module):
         return total
 
 
-def build_reconstruction_loss(cfg: LossConfig, batched: bool = True, checkpoint: bool = False) -> ReconstructionLoss:
+class _MicroBatchedLoss(torch.autograd.Function):
+    """The feature loss of a whole batch, and its gradient with respect to ``recon``, computed micro-batch by
+    micro-batch in the forward pass; the backward only scales the stored gradient (B x 3 x S x S, small).
+
+    Each micro-batch's share is its per-element mean times its fraction of the batch, so the sum equals the loss of
+    the whole batch. The VGG is frozen, so the gradient with respect to ``recon`` is all the backward needs.
+    """
+
+    @staticmethod
+    def forward(ctx, recon: Tensor, target: Tensor, loss_fn: ReconstructionLoss,  # type: ignore[override]
+                micro_batch: int) -> Tensor:
+        n = recon.shape[0]
+        total = torch.zeros((), dtype=torch.float32, device=recon.device)
+        grads: list[Tensor] = []
+        for start in range(0, n, micro_batch):
+            part_in = recon[start:start + micro_batch].detach().requires_grad_(True)
+            with torch.enable_grad():
+                part = loss_fn._feature_loss(part_in, target[start:start + micro_batch]) * (part_in.shape[0] / n)
+            (grad,) = torch.autograd.grad(part, part_in)
+            total += part.detach()
+            grads.append(grad)
+        ctx.save_for_backward(torch.cat(grads))
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_output.to(grad.dtype), None, None, None
+
+
+LOW_MEMORY_MICRO_BATCH = 1  # images per VGG pass under train.low_memory (docs/performance.md)
+
+
+def build_reconstruction_loss(cfg: LossConfig, batched: bool = True, low_memory: bool = False) -> ReconstructionLoss:
     """``batched=False`` trades one large VGG batch for a lower activation peak (see ReconstructionLoss)."""
     return ReconstructionLoss(
-        cfg.reconstruction, cfg.perceptual_weights or None, cfg.perceptual_size, batched, checkpoint
+        cfg.reconstruction, cfg.perceptual_weights or None, cfg.perceptual_size, batched,
+        micro_batch=LOW_MEMORY_MICRO_BATCH if low_memory else 0,
     )
