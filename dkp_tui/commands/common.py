@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,9 +29,10 @@ def guarded(fn: F) -> F:
         except DkpError as err:
             typer.echo(f"dkp: error: {err}", err=True)
             raise typer.Exit(err.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("dkp: interrupted", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as err:
+            signum = int(getattr(err, "signum", signal.SIGINT))
+            typer.echo(f"dkp: {'terminated' if signum == signal.SIGTERM else 'interrupted'}", err=True)
+            raise typer.Exit(128 + signum) from None  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 
     return wrapper  # type: ignore[return-value]
 

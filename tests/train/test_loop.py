@@ -132,3 +132,30 @@ def test_cli_teacher_then_student(tiny_dataset: Path, tmp_path: Path):
     assert r.exit_code == 2 and "kd.gamma" in r.output
     r = runner.invoke(app, ["train", "--help"])
     assert r.exit_code == 0 and "Examples" in r.output
+
+
+def test_sigterm_stops_training_like_ctrl_c(tiny_dataset: Path, tmp_path: Path):
+    """A scheduler's SIGTERM used to kill the process outright and leave run.json saying "running"; now the run is
+    marked stopped with the resume command, keeps its last checkpoint, and the process exits 143."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    sets = [a for o in tiny_overrides(tiny_dataset, iterations=100_000, train__checkpoint_every=1) for a in ("--set", o)]
+    proc = subprocess.Popen([sys.executable, "-m", "dkp_tui", "train", "--run", str(run), "--quiet", *sets],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint").is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    time.sleep(0.5)  # a few more steps
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "dkp: terminated" in err and "Traceback" not in err
+    info = read_run_info(run)
+    assert info.status == "failed" and "Terminated" in info.message and "dkp train --resume" in info.message
+    assert info.step >= 1 and (run / "model.safetensors").is_file()
+    assert _lines(run)[-1]["kind"] == "end"
