@@ -108,10 +108,6 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     from dkp_tui import bench
     from dkp_tui.config import load_config
 
-    if variant in ("dkp-nchw", "dkp-nchw-no-inplace"):
-        from dkp_tui.train import setup
-
-        setup.channels_last = lambda device, width: device.type == "cuda"  # bench.py looks it up at call time
     if variant == "dkp-lowmem-heap":
         from dkp_tui.train import setup
 
@@ -133,6 +129,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             f"train.compile={'true' if variant == 'dkp-compiled' or args.compile else 'false'}",
             f'train.precision="{args.precision}"', "kd.gamma=0.1",
             f"train.low_memory={'true' if variant.startswith('dkp-lowmem') else 'false'}",
+            f'train.memory_format="{"contiguous" if variant.startswith("dkp-nchw") else "auto"}"',
         ]
         cfg = load_config("h36m", overrides)
         gen = torch.Generator().manual_seed(0)

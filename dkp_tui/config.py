@@ -76,6 +76,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 elsewhere) | fp32 | bf16 | fp16
     compile: bool = False  # torch.compile the training step where it pays (CUDA)
+    memory_format: str = "auto"  # auto (setup.channels_last decides) | channels_last | contiguous (NCHW)
     low_memory: bool = False  # VGG loss one image at a time, recomputed full-res decoder blocks, mmap for big blocks
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
 
@@ -219,6 +220,8 @@ def validate(cfg: Config) -> None:
         (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:"),
          "train.device must be auto, cpu, cuda or mps"),
         (t.precision in ("auto", "fp32", "bf16", "fp16"), "train.precision must be auto, fp32, bf16 or fp16"),
+        (t.memory_format in ("auto", "channels_last", "contiguous"),
+         "train.memory_format must be auto, channels_last or contiguous"),
         (cfg.eval.protocol in ("auto", "taichi", "h36m", "deepfashion", "synthetic"),
          "eval.protocol must be auto, taichi, h36m, deepfashion or synthetic"),
         (cfg.eval.h36m_swap_table in ("reference", "fixed"), "eval.h36m_swap_table must be reference or fixed"),

@@ -39,6 +39,21 @@ def test_bad_values_are_refused():
         load_config(None, ["model.image_size=100"])
     with pytest.raises(DkpError):
         load_config(None, ["no_dot=1"])
+    with pytest.raises(DkpError, match="memory_format"):
+        load_config(None, ['train.memory_format="nhwc"'])
+
+
+def test_memory_format_overrides_the_per_cpu_choice():
+    import torch
+
+    from dkp_tui.train.setup import build_model, channels_last
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert channels_last(cuda, 0.125) and channels_last(cpu, 1.0)
+    assert not channels_last(cuda, 1.0, "contiguous") and channels_last(cpu, 0.125, "channels_last")
+    cfg = load_config("synthetic-cpu", ['train.memory_format="channels_last"', "model.n_keypoints=4"])
+    model, _, nhwc = build_model(cfg, cpu)
+    assert nhwc and model.decoder.out.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_unknown_key_in_a_preset_file(tmp_path: Path):

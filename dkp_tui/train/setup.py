@@ -52,10 +52,12 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContext
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def channels_last(device: torch.device, width: float) -> bool:
+def channels_last(device: torch.device, width: float, requested: str = "auto") -> bool:
     """NHWC pays on CUDA always, and on CPU for the full-width model (oneDNN: 1.22x per step, docs/performance.md).
     At CPU-preset widths (8-128 channels, 64 px) it depends on the CPU: 0.93x on an AVX-512 Xeon, where the layout
     conversions cost more than they save, but 1.2-1.6x on an AVX2-only EPYC, whose NCHW kernels are the slow ones."""
+    if requested != "auto":
+        return requested == "channels_last"
     if device.type == "cuda":
         return True
     return device.type == "cpu" and (width >= 1.0 or torch.backends.cpu.get_cpu_capability() == "AVX2")
@@ -102,7 +104,7 @@ def build_model(cfg: Config, device: torch.device) -> tuple[nn.Module, nn.Module
     model.decoder.checkpoint_full_res = cfg.train.low_memory
     rec_loss = build_reconstruction_loss(cfg.loss, batched=vgg_batched(device),
                                          low_memory=cfg.train.low_memory).to(device)
-    nhwc = channels_last(device, cfg.model.width)
+    nhwc = channels_last(device, cfg.model.width, cfg.train.memory_format)
     if nhwc:
         model = model.to(memory_format=torch.channels_last)
         rec_loss = rec_loss.to(memory_format=torch.channels_last)
