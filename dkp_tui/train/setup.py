@@ -76,7 +76,7 @@ def pin_mmap_threshold(nbytes: int = 128 * 1024) -> bool:
     """Serve every allocation above ``nbytes`` with its own mmap, returned to the OS when freed.
 
     glibc raises its mmap threshold (up to 32 MB) each time a large block is freed, after which freed activations
-    stay in the heap and count in the process's RSS: pinning it cut `train.low_memory`'s peak RSS from 2,218 to
+    stay in the heap and count in the process's RSS: pinning it cut `train.low_memory`'s peak RSS from 2,356 to
     1,971 MB at full size on CPU (docs/performance.md). False where the C library is not glibc.
     """
     import ctypes
