@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any, TypeVar
 
 import typer
@@ -19,13 +22,41 @@ F = TypeVar("F", bound=Callable[..., Any])
 console = Console(stderr=True)  # progress and tables for people go to stderr; --json output goes to stdout
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM raised as an interrupt, so that every ``except KeyboardInterrupt`` (the training loop's, which records
+    where the run stopped and how to resume) handles it as it handles Ctrl-C."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Schedulers pre-empt jobs with SIGTERM, `dkp train --watch` stops its child with it and `kill` sends it by
+    default; Python's default action kills the process on the spot (a run left saying "running"). Only the main
+    thread may install signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def guarded(fn: F) -> F:
-    """Turn a DkpError into one line on stderr and exit code 2 (never a traceback for user mistakes)."""
+    """Turn a DkpError into one line on stderr and exit code 2 (never a traceback for user mistakes), and Ctrl-C or
+    SIGTERM into one line and the shell's exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return fn(*args, **kwargs)
         except DkpError as err:
             typer.echo(f"dkp: error: {err}", err=True)
             raise typer.Exit(err.exit_code) from None

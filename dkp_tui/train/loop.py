@@ -47,7 +47,6 @@ from dkp_tui.train.setup import (
     pick_precision,
     seed_everything,
 )
-from dkp_tui.train.signals import sigterm_as_interrupt
 
 
 def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_run: str | Path | None = None,
@@ -154,51 +153,50 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
     window_start, window_images = time.perf_counter(), 0
     t0 = time.perf_counter()
     step = start_step
-    with sigterm_as_interrupt():  # a scheduler's SIGTERM stops the run like Ctrl-C, with run.json updated
-        try:
-            for step, batch in loader.iterate(start_step, t.iterations):
-                x = (batch.image if role == "student" else batch.depth).to(device, non_blocking=True)
-                depth = batch.depth.to(device, non_blocking=True) if teacher is not None else None
-                if nhwc:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                mask = cell_mask(x.shape[0], cfg.model.mask_cells, cfg.model.mask_keep, cfg.model.image_size,
-                                 generator=mask_gen, device=device)
-                losses = step_fn(model, rec_loss, teacher, cfg, x, depth, mask, kd_feats, device, amp_dtype)
-                if not distributed.all_finite(losses["loss"], dist_info):
-                    raise _NonFinite(step + 1, {k: float(v.detach()) for k, v in losses.items()})
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(losses["loss"]).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                step += 1
-                window_images += x.shape[0] * dist_info.world_size
+    try:
+        for step, batch in loader.iterate(start_step, t.iterations):
+            x = (batch.image if role == "student" else batch.depth).to(device, non_blocking=True)
+            depth = batch.depth.to(device, non_blocking=True) if teacher is not None else None
+            if nhwc:
+                x = x.contiguous(memory_format=torch.channels_last)
+            mask = cell_mask(x.shape[0], cfg.model.mask_cells, cfg.model.mask_keep, cfg.model.image_size,
+                             generator=mask_gen, device=device)
+            losses = step_fn(model, rec_loss, teacher, cfg, x, depth, mask, kd_feats, device, amp_dtype)
+            if not distributed.all_finite(losses["loss"], dist_info):
+                raise _NonFinite(step + 1, {k: float(v.detach()) for k, v in losses.items()})
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(losses["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            window_images += x.shape[0] * dist_info.world_size
 
-                if dist_info.is_main:
-                    if step % t.log_every == 0 or step == t.iterations:
-                        now = time.perf_counter()
-                        ips = window_images / max(now - window_start, 1e-9)
-                        window_start, window_images = now, 0
-                        record = _step_record(raw_model, losses, optimizer, ips, now - t0, process, device, step,
-                                              t.iterations)
-                        writer.write("step", **record)
-                        progress.update(step, record)
-                    if step % t.sample_every == 0 or step == t.iterations:
-                        samples.write(raw_model, teacher, run_dir / SAMPLES, step)
-                if step % t.checkpoint_every == 0 or step == t.iterations:
-                    _checkpoint(run_dir, raw_model, optimizer, scaler, mask_gen, step, cfg, role, dist_info, info)
-                    if writer is not None:
-                        writer.write("checkpoint", step=step)
-                    last_good = step
-        except _NonFinite as err:
-            values = ", ".join(f"{k}={v:.4g}" for k, v in err.losses.items())
-            message = (f"non-finite loss at step {err.step} ({values}); "
-                       f"training stopped, last good checkpoint: step {last_good}")
-            _finish(run_dir, info, writer, progress, dist_info, "failed", last_good, message)
-            raise DkpError(message) from None
-        except BaseException as err:
-            _finish(run_dir, info, writer, progress, dist_info, "failed", last_good,
-                    f"interrupted at step {step}: {type(err).__name__}; resume with `dkp train --resume {run_dir}`")
-            raise
+            if dist_info.is_main:
+                if step % t.log_every == 0 or step == t.iterations:
+                    now = time.perf_counter()
+                    ips = window_images / max(now - window_start, 1e-9)
+                    window_start, window_images = now, 0
+                    record = _step_record(raw_model, losses, optimizer, ips, now - t0, process, device, step,
+                                          t.iterations)
+                    writer.write("step", **record)
+                    progress.update(step, record)
+                if step % t.sample_every == 0 or step == t.iterations:
+                    samples.write(raw_model, teacher, run_dir / SAMPLES, step)
+            if step % t.checkpoint_every == 0 or step == t.iterations:
+                _checkpoint(run_dir, raw_model, optimizer, scaler, mask_gen, step, cfg, role, dist_info, info)
+                if writer is not None:
+                    writer.write("checkpoint", step=step)
+                last_good = step
+    except _NonFinite as err:
+        values = ", ".join(f"{k}={v:.4g}" for k, v in err.losses.items())
+        message = (f"non-finite loss at step {err.step} ({values}); "
+                   f"training stopped, last good checkpoint: step {last_good}")
+        _finish(run_dir, info, writer, progress, dist_info, "failed", last_good, message)
+        raise DkpError(message) from None
+    except BaseException as err:
+        _finish(run_dir, info, writer, progress, dist_info, "failed", last_good,
+                f"interrupted at step {step}: {type(err).__name__}; resume with `dkp train --resume {run_dir}`")
+        raise
     _finish(run_dir, info, writer, progress, dist_info, "finished", step, "")
     return info
 
