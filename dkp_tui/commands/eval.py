@@ -104,7 +104,8 @@ def _eval_command(
     """Score a run with its data set's protocol, or train and score N seeds (the paper's Table 2).
 
     Freezes the detector, runs it on the fit and test splits, fits the protocol's linear regression and reports
-    the score (Taichi MAE, H36M L2 ×100, DeepFashion PCK, synthetic L2 ×100 + keypoints on the figure).
+    the score (Taichi MAE, H36M L2 ×100, DeepFashion PCK, synthetic L2 ×100 + keypoints on the figure), beside
+    what the constant mean pose of the fit split scores and the keypoint skill (0 = no better than that pose).
 
     With --runs N it trains N seeds of teacher + distilled student (and, with --compare, the image-only student)
     and prints the paper's Table 2 layout. Finished runs with the same config are reused.
