@@ -48,6 +48,7 @@ class LossConfig:
     perceptual_size: int = 224  # both images are resized to this before VGG
     lam: float = 1.0  # weight of the reconstruction loss
     pixel_weight: float = 0.0  # structure only: + this x pixel L1 (keeps the reconstruction's colours readable)
+    structure_scale: float = 1.0  # structure only: band-pass sigmas are this x (1, 2, 4) px per 64 px of image
 
 
 @dataclass
@@ -213,6 +214,8 @@ def validate(cfg: Config) -> None:
         (0.0 <= m.mask_keep <= 1.0, "model.mask_keep must be in [0, 1]"),
         (cfg.loss.reconstruction in RECONSTRUCTION_LOSSES,
          f"loss.reconstruction must be one of {', '.join(RECONSTRUCTION_LOSSES)}"),
+        (cfg.loss.structure_scale > 0 and cfg.loss.pixel_weight >= 0,
+         "loss.structure_scale must be > 0 and loss.pixel_weight >= 0"),
         (cfg.kd.layer in KD_LAYERS, f"kd.layer must be one of {', '.join(KD_LAYERS)}"),
         (cfg.kd.reduce in ("flatten", "channel"), "kd.reduce must be flatten or channel"),
         (cfg.kd.gamma >= 0, "kd.gamma must be >= 0"),

@@ -145,7 +145,7 @@ class ReconstructionLoss(nn.Module):
 
     def __init__(
         self, kind: str, weights_path: str | None = None, size: int = 224, batched: bool = True,
-        micro_batch: int = 0, pixel_weight: float = 0.0,
+        micro_batch: int = 0, pixel_weight: float = 0.0, structure_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if kind not in RECONSTRUCTION_LOSSES:
@@ -155,6 +155,7 @@ class ReconstructionLoss(nn.Module):
         self.batched = batched
         self.micro_batch = micro_batch
         self.pixel_weight = pixel_weight
+        self.structure_scale = structure_scale
         self.vgg: nn.Module | None = load_vgg16_features(weights_path) if kind in VGG_LOSSES else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -189,7 +190,7 @@ class ReconstructionLoss(nn.Module):
         if target.shape[-2:] != recon.shape[-2:]:
             target = F.interpolate(target, size=recon.shape[-2:], mode="bilinear", align_corners=False)
         if self.kind == "structure":
-            sigmas = tuple(s * recon.shape[-1] / 64 for s in STRUCTURE_SIGMAS_64PX)
+            sigmas = tuple(s * self.structure_scale * recon.shape[-1] / 64 for s in STRUCTURE_SIGMAS_64PX)
             loss = structure_loss(recon, target, sigmas)
             if self.pixel_weight:
                 loss = loss + self.pixel_weight * (recon.float() - target.float()).abs().mean()
@@ -257,4 +258,5 @@ def build_reconstruction_loss(cfg: LossConfig, batched: bool = True, low_memory:
     return ReconstructionLoss(
         cfg.reconstruction, cfg.perceptual_weights or None, cfg.perceptual_size, batched,
         micro_batch=LOW_MEMORY_MICRO_BATCH if low_memory else 0, pixel_weight=cfg.pixel_weight,
+        structure_scale=cfg.structure_scale,
     )

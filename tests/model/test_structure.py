@@ -59,3 +59,11 @@ def test_reconstruction_loss_structure_kind_gradients_and_pixel_term():
     with torch.no_grad():
         extra = float(mixed(recon, target)) - float(plain(recon, target))
         assert abs(extra - 0.5 * float((recon - target).abs().mean())) < 1e-4
+
+
+def test_structure_scale_sets_the_band_pass_scales():
+    target = _bar(half_width=1)
+    recon = torch.zeros_like(target)
+    fine = build_reconstruction_loss(LossConfig(reconstruction="structure", structure_scale=0.5))
+    with torch.no_grad():
+        assert float(fine(recon, target)) == float(structure_loss(recon, target, (0.5, 1.0, 2.0)))
