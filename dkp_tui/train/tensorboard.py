@@ -89,6 +89,7 @@ def convert_run(run: str | Path, out_dir: str | Path) -> dict[str, Any]:
     nothing that TensorBoard would show half of."""
     from dkp_tui.train.runs import METRICS, SAMPLES
 
+    require("tensorboard")  # before anything is created
     run, out_dir = Path(run), Path(out_dir)
     metrics = run / METRICS
     if not metrics.is_file():
