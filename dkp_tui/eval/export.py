@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
 from dkp_tui.eval.onnx_detector import EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, OUTPUT_NAMES
 from dkp_tui.extras import require
@@ -107,7 +108,7 @@ def joint_names(dataset: str) -> list[str]:
         return []
 
 
-def metadata(cfg: Any, meta: dict[str, str], edge_weights: np.ndarray, run: str | Path) -> dict[str, str]:
+def metadata(cfg: Config, meta: dict[str, str], edge_weights: np.ndarray, run: str | Path) -> dict[str, str]:
     """Everything a deployment needs to use the file alone, as ONNX string metadata (JSON where structured)."""
     size, k = cfg.model.image_size, cfg.model.n_keypoints
     return {

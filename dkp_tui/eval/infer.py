@@ -242,7 +242,7 @@ class _OverlayWriter:
 
 
 @dataclass
-class Model:
+class InferenceModel:
     """What inference needs of a detector, whichever runtime runs it (PyTorch, or onnxruntime for an export)."""
 
     detect: Callable[[np.ndarray], np.ndarray]  # B x S x S x 3 uint8 -> B x K x 2 (y, x) in [-1, 1]
@@ -258,20 +258,20 @@ def is_onnx(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".onnx"
 
 
-def open_model(run: str | Path, device: str = "auto") -> Model:
+def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
     """A run directory or .safetensors file through PyTorch; a `dkp export`ed .onnx file through onnxruntime
     (that route imports no torch, so a deployment needs only onnxruntime, numpy and OpenCV)."""
     if is_onnx(run):
         from dkp_tui.eval.onnx_detector import OnnxDetector
 
         onnx = OnnxDetector.open(run, device)
-        return Model(onnx.detect, onnx.image_size, onnx.n_keypoints, onnx.edge_weights, onnx.role, onnx.step,
+        return InferenceModel(onnx.detect, onnx.image_size, onnx.n_keypoints, onnx.edge_weights, onnx.role, onnx.step,
                      "onnxruntime")
     from dkp_tui.eval.predict import detect, load_detector, load_edge_weights, pick_device, uint8_to_input
 
     dev = pick_device(device)
     detector, cfg, meta = load_detector(run, dev)
-    return Model(lambda frames: detect(detector, uint8_to_input(frames), dev), cfg.model.image_size,
+    return InferenceModel(lambda frames: detect(detector, uint8_to_input(frames), dev), cfg.model.image_size,
                  cfg.model.n_keypoints, load_edge_weights(run), meta.get("role"), int(meta.get("step", 0)), "torch")
 
 

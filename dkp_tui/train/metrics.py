@@ -13,7 +13,10 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dkp_tui.train.tensorboard import TensorBoardLog
 
 
 def _clean(value: Any) -> Any:
@@ -25,7 +28,8 @@ def _clean(value: Any) -> Any:
 class MetricsWriter:
     """Appends whole lines only (one ``write`` per line) so a reader never sees a torn line unless we crash."""
 
-    def __init__(self, path: str | Path, truncate_after_step: int | None = None, mirror: Any = None) -> None:
+    def __init__(self, path: str | Path, truncate_after_step: int | None = None,
+                 mirror: TensorBoardLog | None = None) -> None:
         """``mirror``: also hand every record to this (a ``TensorBoardLog``), which is closed with the writer."""
         self.path = Path(path)
         self.mirror = mirror

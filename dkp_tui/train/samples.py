@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +12,9 @@ import torch
 from dkp_tui.config import Config
 from dkp_tui.data.layout import read_manifest
 from dkp_tui.viz import draw_keypoints, image_grid, save_png, strong_edges
+
+if TYPE_CHECKING:
+    from dkp_tui.train.tensorboard import TensorBoardLog
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -47,7 +50,7 @@ class SampleSet:
 
     @torch.no_grad()
     def write(self, model: torch.nn.Module, teacher: torch.nn.Module | None, out_dir: Path, step: int,
-              mirror: Any = None) -> None:
+              mirror: TensorBoardLog | None = None) -> None:
         """The PNGs under ``out_dir``; ``mirror`` (a ``TensorBoardLog``) also gets them as images, with the edges'
         weight histogram."""
         detector = model.detector
