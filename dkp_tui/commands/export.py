@@ -27,12 +27,12 @@ def _export_command(
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18 or newer)."),
     json_out: bool = typer.Option(False, "--json", help="Print the export summary as JSON on stdout."),
 ) -> None:
-    """Export the detector (student or teacher) as ONNX and check it against PyTorch before keeping it.
+    r"""Export the detector (student or teacher) as ONNX and check it against PyTorch before keeping it.
 
     Input `image` (B, 3, S, S) float32 RGB in [-1, 1], dynamic batch; outputs `keypoints` (B, K, 2) as (x, y)
     pixels of the input and `heatmaps` (B, K, S/4, S/4). The preprocessing contract, K, S, the data set's joint
     names and the learned edge weights are in the model's metadata (dkp.* keys). Needs the `export` extra:
-    pip install -e '.[export]'. Exit 2 if onnxruntime's keypoints differ from PyTorch's by more than 1e-3 px.
+    pip install -e '.\[export]'. Exit 2 if onnxruntime's keypoints differ from PyTorch's by more than 1e-3 px.
     """
     from dkp_tui.eval.export import export_run
 
