@@ -35,10 +35,24 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
 
 
+ASCII = {"×": "x", "±": "+/-", "γ": "gamma", "λ": "lambda", "↓": "", "↑": "", "–": "-", "—": "-"}
+
+
+def ascii_text(text: str) -> str:
+    """What the Hershey font can draw (it prints '?' for anything else)."""
+    for k, v in ASCII.items():
+        text = text.replace(k, v)
+    return text.encode("ascii", "replace").decode("ascii")
+
+
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45, color: tuple[int, ...] = INK,
-          anchor: str = "left", thickness: int = 1) -> None:
-    """``anchor``: left | centre | right of the text's baseline at ``org``."""
+          anchor: str = "left", thickness: int = 1, fit: int | None = None) -> None:
+    """``anchor``: left | centre | right of the text's baseline at ``org``; ``fit``: shrink to this many pixels."""
+    text = ascii_text(text)
     (w, _), _ = cv2.getTextSize(text, FONT, scale, thickness)
+    if fit is not None and w > fit:
+        scale *= fit / w
+        (w, _), _ = cv2.getTextSize(text, FONT, scale, thickness)
     x = org[0] - (w // 2 if anchor == "centre" else w if anchor == "right" else 0)
     cv2.putText(img, text, (int(x), int(org[1])), FONT, scale, color, thickness, cv2.LINE_AA)
 
@@ -65,7 +79,7 @@ class _Axes:
         pad = 0.08 * (hi - lo) or max(abs(hi) * 0.05, 1e-3)
         lo = 0.0 if zero and lo >= 0 else lo - pad
         axes = cls(img, 70, 44, width - 20, height - 70, lo, hi + pad)
-        _text(img, title, (width // 2, 26), 0.55, anchor="centre")
+        _text(img, title, (width // 2, 26), 0.55, anchor="centre", fit=width - 20)
         for t in nice_ticks(axes.lo, axes.hi):
             y = axes.y(t)
             cv2.line(img, (axes.left, y), (axes.right, y), GRID, 1)
@@ -73,7 +87,7 @@ class _Axes:
         cv2.line(img, (axes.left, axes.top), (axes.left, axes.bottom), INK, 1)
         cv2.line(img, (axes.left, axes.bottom), (axes.right, axes.bottom), INK, 1)
         label = np.full((22, axes.bottom - axes.top, 3), 255, np.uint8)  # the y label, written then rotated
-        _text(label, ylabel, (label.shape[1] // 2, 15), 0.42, anchor="centre")
+        _text(label, ylabel, (label.shape[1] // 2, 15), 0.42, anchor="centre", fit=label.shape[1] - 4)
         rotated = np.ascontiguousarray(np.rot90(label))
         img[axes.top:axes.top + rotated.shape[0], 6:6 + rotated.shape[1]] = rotated
         return axes
