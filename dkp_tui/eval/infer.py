@@ -265,14 +265,15 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
         from dkp_tui.eval.onnx_detector import OnnxDetector
 
         onnx = OnnxDetector.open(run, device)
-        return InferenceModel(onnx.detect, onnx.image_size, onnx.n_keypoints, onnx.edge_weights, onnx.role, onnx.step,
-                     "onnxruntime")
+        return InferenceModel(onnx.detect, onnx.image_size, onnx.n_keypoints, onnx.edge_weights, onnx.role,
+                              onnx.step, "onnxruntime")
     from dkp_tui.eval.predict import detect, load_detector, load_edge_weights, pick_device, uint8_to_input
 
     dev = pick_device(device)
     detector, cfg, meta = load_detector(run, dev)
     return InferenceModel(lambda frames: detect(detector, uint8_to_input(frames), dev), cfg.model.image_size,
-                 cfg.model.n_keypoints, load_edge_weights(run), meta.get("role"), int(meta.get("step", 0)), "torch")
+                          cfg.model.n_keypoints, load_edge_weights(run), meta.get("role"), int(meta.get("step", 0)),
+                          "torch")
 
 
 def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: int = 32, device: str = "auto",

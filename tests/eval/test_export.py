@@ -125,12 +125,23 @@ def test_the_onnx_route_does_not_import_torch(exported, tmp_path: Path):
     assert out.stdout.strip() == "False"
 
 
-def test_a_mismatching_export_fails_and_leaves_nothing(exported, tmp_path: Path, monkeypatch):
-    weights, _, _ = exported
-    monkeypatch.setattr(export, "compare", lambda model, path, inputs: (0.5, 0.0))
+def test_a_mismatching_export_fails_and_leaves_nothing(exported, tiny_dataset: Path, tmp_path: Path, monkeypatch):
+    """A real mismatch: the exporter hands back the graph of other weights (what a wrong conversion looks like to
+    the check); the command fails with the measured difference and writes nothing."""
+    import onnx
+
+    _, onnx_path, _ = exported
+    other = random_weights(tmp_path / "other.safetensors", tiny_dataset, seed=5)
+
+    def stale_export(model, size, opset):
+        proto = onnx.load(str(onnx_path))
+        del proto.metadata_props[:]
+        return proto
+
+    monkeypatch.setattr(export, "_torch_export", stale_export)
     target = tmp_path / "out" / "bad.onnx"
-    with pytest.raises(DkpError, match="does not match PyTorch"):
-        export.export_run(weights, target)
+    with pytest.raises(DkpError, match=r"does not match PyTorch: max keypoint difference \d"):
+        export.export_run(other, target)
     assert not target.exists() and list(target.parent.iterdir()) == []
 
 
