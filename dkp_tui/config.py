@@ -84,6 +84,7 @@ class TrainConfig:
     memory_format: str = "auto"  # auto (setup.channels_last decides) | channels_last | contiguous (NCHW)
     low_memory: bool = False  # VGG loss one image at a time, recomputed full-res decoder blocks, mmap for big blocks
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    tensorboard: bool = False  # also write TensorBoard events to <run>/tensorboard/ (needs the tensorboard extra)
 
 
 @dataclass

@@ -84,6 +84,13 @@ def single_table(record: dict[str, Any]) -> Any:
     return t
 
 
+def repeat_figures(summary: dict[str, Any], out_dir: Path, compare: bool) -> dict[str, str]:
+    """table.png and seeds.png for --runs N, and compare.png (the three models' keypoints) with --compare."""
+    from dkp_tui.eval.figures import write_figures
+
+    return write_figures(summary, out_dir, compare)
+
+
 def _eval_command(
     run: Path | None = typer.Argument(None, help="Run directory (or .safetensors) to evaluate.", show_default=False),
     data: Path | None = typer.Option(None, "--data", "-d", help="Labelled data set (default: the run's data.dataset)."),
@@ -108,7 +115,9 @@ def _eval_command(
     what the constant mean pose of the fit split scores and the keypoint skill (0 = no better than that pose).
 
     With --runs N it trains N seeds of teacher + distilled student (and, with --compare, the image-only student)
-    and prints the paper's Table 2 layout. Finished runs with the same config are reused.
+    and prints the paper's Table 2 layout. Finished runs with the same config are reused. Figures go next to
+    summary.json: table.png (mean ± std bars), seeds.png (score per seed) and, with --compare, compare.png
+    (every model's keypoints and learned skeleton on the same test images).
     """
     overrides = list(set_)
     if fixed_swap_table:
@@ -128,11 +137,13 @@ def _eval_command(
             out_dir = out or Path("runs") / f"eval-{Path(preset).stem}"
             summary = run_repeats(preset, runs, compare, out_dir, overrides, one_teacher=one_teacher, device=device,
                                   batch_size=batch_size, progress=not quiet)
+            figures = repeat_figures(summary, out_dir, compare)
             if json_out:
-                print_json({"out": str(out_dir), **summary})
+                print_json({"out": str(out_dir), **summary, "figures": figures})
             else:
                 console.print(table(summary))
-                console.print(f"runs and summary.json in {out_dir}")
+                console.print(f"runs and summary.json in {out_dir}"
+                              + (f"; figures: {', '.join(Path(p).name for p in figures.values())}" if figures else ""))
             return
         if run is None:
             raise DkpError("give a RUN directory to evaluate, or --runs N --preset P")

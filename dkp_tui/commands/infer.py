@@ -20,12 +20,17 @@ Examples:
   dkp infer runs/student frames/ --format csv --out kp.csv --crop none
 
   dkp infer runs/student clip.mp4 --stride 5 --batch-size 64 --device cuda
+
+  dkp infer --onnx student.onnx photos/ --overlay out/         # a `dkp export`ed model through onnxruntime
 """
 
 
 def _infer_command(
-    run: Path = typer.Argument(..., help="Run directory (or .safetensors) whose detector to use."),
-    inputs: list[Path] = typer.Argument(..., help="Images, videos or folders of them."),
+    run: Path | None = typer.Argument(None, help="Run directory, .safetensors, or .onnx from `dkp export`.",
+                                      show_default=False),
+    inputs: list[Path] | None = typer.Argument(None, help="Images, videos or folders of them.", show_default=False),
+    onnx: Path | None = typer.Option(None, "--onnx", help="Run this `dkp export`ed model with onnxruntime "
+                                     "(then every argument is an input)."),
     fmt: str = typer.Option("json", "--format", "-f", help="json | csv."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write keypoints here (default: stdout)."),
     overlay: Path | None = typer.Option(None, "--overlay", help="Folder for overlay PNGs / mp4 videos."),
@@ -41,16 +46,20 @@ def _infer_command(
 
     Non-square frames are centre-cropped to a square by default (--crop center, as `dkp prepare folder` does),
     or squashed (--crop none); the keypoints are mapped back to the original frame either way.
+
+    With --onnx MODEL.onnx (or a .onnx file as RUN) the detector runs in onnxruntime instead of PyTorch, with
+    the same output; that route does not import torch (needs the `export` extra).
     """
     from dkp_tui.atomic import write_text
     from dkp_tui.eval.infer import run_inference, to_csv, to_json
 
     if fmt not in ("json", "csv"):
         raise DkpError(f"--format must be json or csv (got {fmt!r})")
+    model, sources = _model_and_inputs(run, list(inputs or []), onnx)
     from dkp_tui.commands.eval import log_warnings_to_stderr
 
     with log_warnings_to_stderr():
-        result = run_inference(run, inputs, batch_size=batch_size, device=device, crop=crop, stride=stride,
+        result = run_inference(model, sources, batch_size=batch_size, device=device, crop=crop, stride=stride,
                                overlay_dir=overlay, edge_threshold=edge_threshold,
                                progress=not quiet and console.is_terminal)
     text = to_json(result) if fmt == "json" else to_csv(result)
@@ -61,6 +70,21 @@ def _infer_command(
         if not quiet:
             console.print(f"{len(result.frames)} frames → {out}"
                           + (f"; overlays in {overlay}" if overlay is not None else ""))
+
+
+def _model_and_inputs(run: Path | None, inputs: list[Path], onnx: Path | None) -> tuple[Path, list[Path]]:
+    """With --onnx every positional argument is an input; without it the first one is the model."""
+    if onnx is not None:
+        if onnx.suffix.lower() != ".onnx":
+            raise DkpError(f"--onnx {onnx}: expected a .onnx file written by `dkp export`")
+        model, sources = onnx, ([run] if run is not None else []) + inputs
+    elif run is None:
+        raise DkpError("give a RUN (directory, .safetensors or .onnx) and the inputs, or --onnx MODEL.onnx INPUT...")
+    else:
+        model, sources = run, inputs
+    if not sources:
+        raise DkpError("no inputs: give image files, video files or folders")
+    return model, sources
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,8 @@ Examples:
 
   dkp train --resume runs/student
 
+  dkp train --preset synthetic-cpu --tensorboard --run runs/tb   # + tensorboard --logdir runs/tb/tensorboard
+
   dkp train --preset h36m --teacher-run runs/h36m-teacher --nproc 4           # DDP through torchrun
 """
 
@@ -42,6 +44,8 @@ def _train_command(
                                                    help="Local VGG16 state dict (vgg16-397923af.pth) for offline use."),
     nproc: int = typer.Option(1, "--nproc", help="Processes (GPUs) for DDP; >1 re-launches through torchrun."),
     watch: bool = typer.Option(False, "--watch", help="Open the `dkp watch` dashboard on this run while it trains."),
+    tensorboard: bool = typer.Option(False, "--tensorboard",
+                                     help="Also write TensorBoard events to RUN/tensorboard (= --set train.tensorboard=true)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for scripts and logs)."),
     json_out: bool = typer.Option(False, "--json", help="Print the finished run's summary as JSON on stdout."),
 ) -> None:
@@ -60,6 +64,8 @@ def _train_command(
         overrides.append(f"train.iterations={iterations}")
     if device:
         overrides.append(f"train.device={device}")
+    if tensorboard:
+        overrides.append("train.tensorboard=true")
     if perceptual_weights is not None:
         overrides.append(f'loss.perceptual_weights="{perceptual_weights}"')
     if teacher not in ("", "depth"):

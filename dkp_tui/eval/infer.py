@@ -17,7 +17,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,10 +241,45 @@ class _OverlayWriter:
         self.video, self.video_paths, self.video_source = None, None, -1
 
 
+@dataclass
+class InferenceModel:
+    """What inference needs of a detector, whichever runtime runs it (PyTorch, or onnxruntime for an export)."""
+
+    detect: Callable[[np.ndarray], np.ndarray]  # B x S x S x 3 uint8 -> B x K x 2 (y, x) in [-1, 1]
+    image_size: int
+    n_keypoints: int
+    edge_weights: np.ndarray  # K x K
+    role: str | None
+    step: int
+    backend: str  # torch | onnxruntime
+
+
+def is_onnx(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == ".onnx"
+
+
+def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
+    """A run directory or .safetensors file through PyTorch; a `dkp export`ed .onnx file through onnxruntime
+    (that route imports no torch, so a deployment needs only onnxruntime, numpy and OpenCV)."""
+    if is_onnx(run):
+        from dkp_tui.eval.onnx_detector import OnnxDetector
+
+        onnx = OnnxDetector.open(run, device)
+        return InferenceModel(onnx.detect, onnx.image_size, onnx.n_keypoints, onnx.edge_weights, onnx.role,
+                              onnx.step, "onnxruntime")
+    from dkp_tui.eval.predict import detect, load_detector, load_edge_weights, pick_device, uint8_to_input
+
+    dev = pick_device(device)
+    detector, cfg, meta = load_detector(run, dev)
+    return InferenceModel(lambda frames: detect(detector, uint8_to_input(frames), dev), cfg.model.image_size,
+                          cfg.model.n_keypoints, load_edge_weights(run), meta.get("role"), int(meta.get("step", 0)),
+                          "torch")
+
+
 def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: int = 32, device: str = "auto",
                   crop: str = "center", stride: int = 1, overlay_dir: Path | None = None,
                   edge_threshold: float = 0.5, progress: bool = True) -> InferResult:
-    from dkp_tui.eval.predict import detect, load_detector, load_edge_weights, pick_device, uint8_to_input
+    """``run``: a run directory, a .safetensors file, or a .onnx file written by `dkp export`."""
     from dkp_tui.viz import strong_edges
 
     if batch_size < 1 or stride < 1:
@@ -252,16 +287,14 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
     if crop not in CROPS:
         raise DkpError(f"--crop must be one of {', '.join(CROPS)}")
     sources = collect_sources(inputs)
-    dev = pick_device(device)
-    detector, cfg, meta = load_detector(run, dev)
-    if meta.get("role") == "teacher":
+    model = open_model(run, device)
+    if model.role == "teacher":
         log.warning("%s is a depth teacher: it expects depth maps, not photos; use a student run for RGB input", run)
-    size = cfg.model.image_size
-    weights = load_edge_weights(run)
-    edges = strong_edges(weights, edge_threshold)
+    size = model.image_size
+    edges = strong_edges(model.edge_weights, edge_threshold)
     result = InferResult({
-        "format": "dkp-keypoints", "version": 1, "run": str(run), "step": int(meta.get("step", 0)),
-        "role": meta.get("role"), "n_keypoints": cfg.model.n_keypoints, "image_size": size, "crop": crop,
+        "format": "dkp-keypoints", "version": 1, "run": str(run), "step": model.step, "backend": model.backend,
+        "role": model.role, "n_keypoints": model.n_keypoints, "image_size": size, "crop": crop,
         "coordinates": "x right, y down, pixels of the input frame; (0, 0) is the centre of the top-left pixel",
         "edges": [[i, j, round(w, 4)] for i, j, w in edges], "edge_threshold": edge_threshold,
     })
@@ -285,7 +318,7 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
     def flush() -> None:
         if not pending:
             return
-        kp = detect(detector, uint8_to_input(np.stack(batch)), dev)
+        kp = model.detect(np.stack(batch))
         for (frame, view), k in zip(pending, kp, strict=True):
             src = sources[frame.source]
             xy = np.round(view.to_frame(k), DECIMALS)

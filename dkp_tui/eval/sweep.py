@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dkp_tui.charts import PALETTE as _COLOURS
+from dkp_tui.charts import nice_ticks as _nice_ticks
 from dkp_tui.config import KD_LAYERS
 from dkp_tui.errors import DkpError
 from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, mean_pose_of, run_jobs, seed_config, skills, stats
@@ -203,19 +205,6 @@ def terminal_chart(summary: dict[str, Any], width: int = 40) -> str:
             lines.append(f"{layer:>8} γ={g['gamma']:<6g} {bar:<{width + 1}} {g['mean']:.3f}")
         lines.append("")
     return "\n".join(lines).rstrip()
-
-
-_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-            (227, 119, 194), (127, 127, 127)]
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
-    span = hi - lo if hi > lo else 1.0
-    raw = span / n
-    mag = 10 ** np.floor(np.log10(raw))
-    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
-    start = np.ceil(lo / step) * step
-    return [float(v) for v in np.arange(start, hi + step * 1e-6, step)]
 
 
 def plot_png(summary: dict[str, Any], width: int = 880, height: int = 520) -> np.ndarray:

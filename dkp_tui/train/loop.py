@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from dkp_tui.config import Config
 from dkp_tui.data.loader import BatchLoader
 from dkp_tui.errors import DkpError
+from dkp_tui.extras import require
 from dkp_tui.model.autolink import AutoLink, kd_embedding, kd_features
 from dkp_tui.model.decoder import cell_mask
 from dkp_tui.train import distributed
@@ -47,6 +48,7 @@ from dkp_tui.train.setup import (
     pick_precision,
     seed_everything,
 )
+from dkp_tui.train.tensorboard import TB_DIR, TensorBoardLog
 
 
 def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_run: str | Path | None = None,
@@ -56,6 +58,8 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
         raise DkpError(f"role must be one of {ROLES}")
     run_dir = Path(run_dir)
     t = cfg.train
+    if t.tensorboard:
+        require("tensorboard")  # before the run directory exists, not after
 
     # -- processes, device, precision, seeds ----------------------------------------------------------
     device = pick_device(t.device)
@@ -135,9 +139,12 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
         step_fn = torch.compile(_train_step)
 
     # -- logging (rank 0 only) ----------------------------------------------------------------------
-    writer = samples = progress = None
+    writer = samples = progress = tensorboard = None
     if dist_info.is_main:
-        writer = MetricsWriter(run_dir / METRICS, truncate_after_step=start_step if resume else None)
+        if t.tensorboard:
+            tensorboard = TensorBoardLog(run_dir / TB_DIR, purge_step=start_step)
+        writer = MetricsWriter(run_dir / METRICS, truncate_after_step=start_step if resume else None,
+                               mirror=tensorboard)
         if start_step == 0:
             writer.write("start", step=0, role=role, total_steps=t.iterations, teacher_run=info.teacher_run,
                          device=str(device), precision=str(amp_dtype or "fp32"), world_size=dist_info.world_size,
@@ -181,7 +188,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
                     writer.write("step", **record)
                     progress.update(step, record)
                 if step % t.sample_every == 0 or step == t.iterations:
-                    samples.write(raw_model, teacher, run_dir / SAMPLES, step)
+                    samples.write(raw_model, teacher, run_dir / SAMPLES, step, mirror=tensorboard)
             if step % t.checkpoint_every == 0 or step == t.iterations:
                 _checkpoint(run_dir, raw_model, optimizer, scaler, mask_gen, step, cfg, role, dist_info, info)
                 if writer is not None:

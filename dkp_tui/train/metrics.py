@@ -13,7 +13,10 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dkp_tui.train.tensorboard import TensorBoardLog
 
 
 def _clean(value: Any) -> Any:
@@ -25,8 +28,11 @@ def _clean(value: Any) -> Any:
 class MetricsWriter:
     """Appends whole lines only (one ``write`` per line) so a reader never sees a torn line unless we crash."""
 
-    def __init__(self, path: str | Path, truncate_after_step: int | None = None) -> None:
+    def __init__(self, path: str | Path, truncate_after_step: int | None = None,
+                 mirror: TensorBoardLog | None = None) -> None:
+        """``mirror``: also hand every record to this (a ``TensorBoardLog``), which is closed with the writer."""
         self.path = Path(path)
+        self.mirror = mirror
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if truncate_after_step is not None and self.path.exists():
             self._truncate_after(truncate_after_step)
@@ -51,9 +57,14 @@ class MetricsWriter:
         record = {"kind": kind, "time": time.time(), **{k: _clean(v) for k, v in fields.items()}}
         self._fh.write(json.dumps(record) + "\n")
         self._fh.flush()
+        if self.mirror is not None:
+            self.mirror.record(kind, record)
 
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
+        if self.mirror is not None:
+            self.mirror.close()
+            self.mirror = None

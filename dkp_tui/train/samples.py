@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,6 +12,9 @@ import torch
 from dkp_tui.config import Config
 from dkp_tui.data.layout import read_manifest
 from dkp_tui.viz import draw_keypoints, image_grid, save_png, strong_edges
+
+if TYPE_CHECKING:
+    from dkp_tui.train.tensorboard import TensorBoardLog
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -45,7 +49,10 @@ class SampleSet:
         return cls(images.to(device), depth, scale)
 
     @torch.no_grad()
-    def write(self, model: torch.nn.Module, teacher: torch.nn.Module | None, out_dir: Path, step: int) -> None:
+    def write(self, model: torch.nn.Module, teacher: torch.nn.Module | None, out_dir: Path, step: int,
+              mirror: TensorBoardLog | None = None) -> None:
+        """The PNGs under ``out_dir``; ``mirror`` (a ``TensorBoardLog``) also gets them as images, with the edges'
+        weight histogram."""
         detector = model.detector
         was_training = detector.training
         detector.eval()
@@ -53,12 +60,20 @@ class SampleSet:
             kps = detector(self.images).keypoints.float().cpu().numpy()
         finally:
             detector.train(was_training)
-        edges = strong_edges(model.edges.weight_matrix().float().cpu().numpy())
-        self._save(out_dir / f"step_{step:07d}.png", self.images, kps, edges)
+        weights = model.edges.weight_matrix().float().cpu().numpy()
+        edges = strong_edges(weights)
+        grid = self._save(out_dir / f"step_{step:07d}.png", self.images, kps, edges)
+        if mirror is not None:
+            mirror.image("samples/keypoints", step, grid)
+            mirror.histogram("edges/weights", step, weights[np.triu_indices(weights.shape[0], 1)])
         if teacher is not None and self.depth is not None:
             tkps = teacher.detector(self.depth).keypoints.float().cpu().numpy()
-            self._save(out_dir / f"step_{step:07d}_teacher.png", self.depth, tkps, [])
+            grid = self._save(out_dir / f"step_{step:07d}_teacher.png", self.depth, tkps, [])
+            if mirror is not None:
+                mirror.image("samples/teacher", step, grid)
 
-    def _save(self, path: Path, images: torch.Tensor, keypoints: np.ndarray, edges: list) -> None:
+    def _save(self, path: Path, images: torch.Tensor, keypoints: np.ndarray, edges: list) -> np.ndarray:
         tiles = [draw_keypoints(im, kp, edges, scale=self.scale) for im, kp in zip(to_uint8(images), keypoints, strict=True)]
-        save_png(str(path), image_grid(tiles, ncols=min(4, len(tiles))))
+        grid = image_grid(tiles, ncols=min(4, len(tiles)))
+        save_png(str(path), grid)
+        return grid

@@ -147,6 +147,8 @@ def test_eval_runs_compare_via_cli(tiny_dataset: Path, tiny_overrides, tmp_path:
     assert rows["teacher"]["input"] == "depth" and rows["distilled"]["on_figure"] is not None
     assert summary["mean_pose"]["value"] > 0 and len(rows["teacher"]["skill"]) == 2
     assert (tmp_path / "rep" / "seed1" / "student-only" / "model.safetensors").is_file()
+    assert summary["figures"] == {k: str(tmp_path / "rep" / f"{k}.png") for k in ("table", "seeds", "compare")}
+    assert all(cv2.imread(p) is not None for p in summary["figures"].values())
     mtime = (tmp_path / "rep" / "seed0" / "student" / "model.safetensors").stat().st_mtime_ns
     # the table form, reusing every run (nothing retrained: weights untouched)
     result = runner.invoke(app, args[:-len(sets) - 2] + ["--quiet", *sets])

@@ -1,0 +1,226 @@
+"""`dkp export`: a run's detector as a self-describing ONNX model, verified against PyTorch before it is kept.
+
+Only the detector runs at inference (the decoder and edge rasteriser are training-time only), so the export is
+the detector plus the two conversions a deployment would otherwise have to re-implement: soft-argmax keypoints as
+(x, y) pixels of the input, and the softmax heatmaps. Input ``image`` (B, 3, S, S) float32 RGB in [-1, 1] with a
+dynamic batch axis; outputs ``keypoints`` (B, K, 2) and ``heatmaps`` (B, K, S/4, S/4).
+
+Pixel convention, the same as `dkp infer`: (0, 0) is the centre of the top-left pixel, and the detector's (y, x) in
+[-1, 1] map to the centres of the border pixels, ``x = (u + 1) / 2 * (S - 1)``.
+
+The file is written to a temporary name, run with onnxruntime on a few inputs and compared with PyTorch, and
+renamed into place only when every keypoint agrees within ``KEYPOINT_TOLERANCE_PX``; a model that does not match
+is never left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dkp_tui.config import Config
+from dkp_tui.errors import DkpError
+from dkp_tui.eval.onnx_detector import EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, OUTPUT_NAMES
+from dkp_tui.extras import require
+from dkp_tui.version import __version__
+
+FORMATS = ("onnx",)
+DEFAULT_OPSET = 18  # the torch.export-based exporter's own opset; onnxruntime >= 1.14 runs it
+MIN_OPSET = 18
+# dkp infer reports keypoints to 3 decimals (1e-3 px); an export whose keypoints move by less than that prints the
+# same numbers. fp32 re-ordering of the same arithmetic measures ~1e-5 px at 64-128 px, so 1e-3 px leaves 100x
+# headroom for other CPUs while any real conversion error (a wrong op, a lost BN statistic) is orders larger.
+KEYPOINT_TOLERANCE_PX = 1e-3
+HEATMAP_TOLERANCE = 1e-4  # absolute, on probabilities that sum to 1 per keypoint
+PREPROCESSING = (
+    "RGB uint8 frame -> square S x S (dkp infer --crop center: the largest centred square; --crop none: the whole "
+    "frame squashed), resized with cv2.INTER_AREA when shrinking and cv2.INTER_LINEAR otherwise; then "
+    "x = pixel / 127.5 - 1 as float32, NCHW, channels in RGB order"
+)
+COORDINATES = (
+    "keypoints: (x, y) in pixels of the S x S input, x right, y down, (0, 0) the centre of the top-left pixel; "
+    "heatmaps: softmax probabilities over the S/4 x S/4 grid (sum 1 per keypoint), whose border cells are centred "
+    "on the input's border pixels"
+)
+
+
+class ExportedDetector(nn.Module):
+    """The detector with its outputs in deployment units: (x, y) pixels and softmax heatmaps."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+        self.scale = float(detector.image_size - 1) / 2.0
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.detector(image)
+        yx = out.keypoints  # (B, K, 2) (y, x) in [-1, 1]
+        xy = torch.stack([yx[..., 1], yx[..., 0]], dim=-1)
+        return (xy + 1.0) * self.scale, out.probs
+
+
+@dataclass
+class ExportResult:
+    path: str
+    format: str
+    opset: int
+    n_keypoints: int
+    image_size: int
+    role: str | None
+    step: int
+    bytes: int
+    export_s: float
+    verify_s: float
+    max_diff_keypoints_px: float
+    max_diff_heatmaps: float
+    tolerance_keypoints_px: float
+    tolerance_heatmaps: float
+    verified_batches: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_out(run: str | Path) -> Path:
+    """Next to the weights: ``RUN/model.onnx`` for a run directory, ``X.onnx`` for ``X.safetensors``."""
+    run = Path(run)
+    return run / "model.onnx" if run.is_dir() else run.with_suffix(".onnx")
+
+
+def joint_names(dataset: str) -> list[str]:
+    """The data set's labelled joints, where it has them and is on this machine (context only: the keypoints are
+    unsupervised; `dkp eval`'s regression is what maps them to these joints)."""
+    from dkp_tui.data.layout import read_manifest
+
+    try:
+        return list(read_manifest(dataset).joint_names)
+    except DkpError:
+        return []
+
+
+def metadata(cfg: Config, meta: dict[str, str], edge_weights: np.ndarray, run: str | Path) -> dict[str, str]:
+    """Everything a deployment needs to use the file alone, as ONNX string metadata (JSON where structured)."""
+    size, k = cfg.model.image_size, cfg.model.n_keypoints
+    return {
+        "dkp.format": EXPORT_FORMAT,
+        "dkp.format_version": str(EXPORT_VERSION),
+        "dkp.version": __version__,
+        "dkp.role": str(meta.get("role") or ""),
+        "dkp.step": str(int(meta.get("step", 0))),
+        "dkp.source": str(run),
+        "dkp.n_keypoints": str(k),
+        "dkp.image_size": str(size),
+        "dkp.heatmap_size": str(size // 4),
+        "dkp.input": json.dumps({"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32",
+                                 "layout": "NCHW", "channels": "RGB", "range": [-1.0, 1.0]}),
+        "dkp.preprocessing": PREPROCESSING,
+        "dkp.coordinates": COORDINATES,
+        "dkp.edge_weights": json.dumps(np.asarray(edge_weights, dtype=np.float64).tolist()),
+        "dkp.joint_names": json.dumps(joint_names(cfg.data.dataset)),
+        "dkp.dataset": str(cfg.data.dataset),
+        "dkp.config": cfg.to_json(),
+    }
+
+
+def _torch_export(model: ExportedDetector, size: int, opset: int) -> Any:
+    """The ONNX proto via the torch.export-based exporter (torch's supported path; needs onnxscript)."""
+    require("onnx")
+    require("onnxscript")
+    example = torch.zeros(2, 3, size, size)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                                    dynamic_shapes={"image": {0: batch}}, opset_version=opset, dynamo=True,
+                                    verbose=False, optimize=True)
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
+    return program.model_proto
+
+
+def verification_inputs(size: int, seed: int = 0) -> list[np.ndarray]:
+    """A few inputs of different batch sizes (the dynamic axis must work): noise, a smooth gradient, mid grey."""
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(-1.0, 1.0, (3, 3, size, size)).astype(np.float32)
+    ramp = np.linspace(-1.0, 1.0, size, dtype=np.float32)
+    gradient = np.broadcast_to(ramp[None, None, :, None] * ramp[None, None, None, :], (1, 3, size, size))
+    grey = np.zeros((2, 3, size, size), dtype=np.float32)
+    return [noise, np.ascontiguousarray(gradient), grey]
+
+
+def compare(model: ExportedDetector, onnx_path: Path, inputs: list[np.ndarray]) -> tuple[float, float]:
+    """Max |onnxruntime - PyTorch| over the inputs: (keypoints in px, heatmaps)."""
+    from dkp_tui.eval.onnx_detector import OnnxDetector
+
+    runtime = OnnxDetector.open(onnx_path, "cpu")
+    kp_diff = hm_diff = 0.0
+    for x in inputs:
+        with torch.inference_mode():
+            ref_kp, ref_hm = (t.numpy() for t in model(torch.from_numpy(x)))
+        kp, hm = runtime.run(x)
+        if kp.shape != ref_kp.shape or hm.shape != ref_hm.shape:
+            raise DkpError(f"the exported model's outputs have shapes {kp.shape}, {hm.shape}; "
+                           f"PyTorch gives {ref_kp.shape}, {ref_hm.shape}")
+        kp_diff = max(kp_diff, float(np.max(np.abs(kp - ref_kp))))
+        hm_diff = max(hm_diff, float(np.max(np.abs(hm - ref_hm))))
+    return kp_diff, hm_diff
+
+
+def export_run(run: str | Path, out: str | Path | None = None, fmt: str = "onnx", opset: int = DEFAULT_OPSET,
+               keypoint_tolerance: float = KEYPOINT_TOLERANCE_PX) -> ExportResult:
+    """Export, verify against PyTorch on CPU, and only then rename into place."""
+    from dkp_tui.atomic import atomic_path
+    from dkp_tui.eval.predict import load_detector, load_edge_weights
+
+    if fmt not in FORMATS:
+        raise DkpError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    if opset < MIN_OPSET:
+        raise DkpError(f"--opset {opset}: the torch.export-based exporter writes opset {MIN_OPSET} or newer")
+    onnx = require("onnx")
+    require("onnxruntime")
+    detector, cfg, meta = load_detector(run, "cpu")
+    model = ExportedDetector(detector).eval()
+    size = cfg.model.image_size
+    out_path = Path(out) if out is not None else default_out(run)
+    if out_path.suffix != ".onnx":
+        raise DkpError(f"--out {out_path}: an ONNX model's file name ends in .onnx")
+    if out_path.is_dir():
+        raise DkpError(f"--out {out_path} is a directory; give a file name ending in .onnx")
+
+    t0 = time.perf_counter()
+    try:
+        proto = _torch_export(model, size, opset)
+    except DkpError:
+        raise
+    except Exception as err:  # the exporter's failures are many and untyped; the user gets one line
+        raise DkpError(f"ONNX export failed: {type(err).__name__}: {str(err).splitlines()[0][:300]}") from None
+    for key, value in metadata(cfg, meta, load_edge_weights(run), run).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name, proto.producer_version = "dkp", __version__
+    proto.doc_string = f"dkp {meta.get('role') or 'detector'} keypoint detector (K={cfg.model.n_keypoints}, S={size})"
+    with atomic_path(out_path) as tmp:
+        onnx.save_model(proto, str(tmp))
+        export_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        inputs = verification_inputs(size)
+        kp_diff, hm_diff = compare(model, tmp, inputs)
+        verify_s = time.perf_counter() - t1
+        if not kp_diff <= keypoint_tolerance or not hm_diff <= HEATMAP_TOLERANCE:
+            raise DkpError(f"the exported model does not match PyTorch: max keypoint difference {kp_diff:.3g} px "
+                           f"(tolerance {keypoint_tolerance:g}), heatmaps {hm_diff:.3g} "
+                           f"(tolerance {HEATMAP_TOLERANCE:g}); nothing written")
+        n_bytes = tmp.stat().st_size
+    return ExportResult(str(out_path), fmt, opset, cfg.model.n_keypoints, size, meta.get("role"),
+                        int(meta.get("step", 0)), n_bytes, export_s, verify_s, kp_diff, hm_diff,
+                        keypoint_tolerance, HEATMAP_TOLERANCE, [len(x) for x in inputs])

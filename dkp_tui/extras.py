@@ -1,0 +1,20 @@
+"""Optional dependencies: import them where a feature needs them, or say which extra installs them."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from dkp_tui.errors import DkpError
+
+EXTRAS = {"onnx": "export", "onnxruntime": "export", "onnxscript": "export", "tensorboard": "tensorboard"}
+
+
+def require(module: str) -> Any:
+    """The module, or a DkpError naming the extra (exit 2 and one line, not an ImportError traceback)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        extra = EXTRAS.get(module.split(".")[0], "dev")
+        raise DkpError(f"this needs the optional package {module.split('.')[0]!r}: "
+                       f"pip install -e '.[{extra}]' (or pip install 'dkp-tui[{extra}]')") from None
