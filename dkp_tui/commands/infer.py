@@ -42,11 +42,13 @@ def _infer_command(
     Non-square frames are centre-cropped to a square by default (--crop center, as `dkp prepare folder` does),
     or squashed (--crop none); the keypoints are mapped back to the original frame either way.
     """
-    from dkp_tui.atomic import write_text
+    from dkp_tui.atomic import check_output_file, write_text
     from dkp_tui.eval.infer import run_inference, to_csv, to_json
 
     if fmt not in ("json", "csv"):
         raise DkpError(f"--format must be json or csv (got {fmt!r})")
+    if out is not None:
+        check_output_file(out, "--out")  # before the work, not after it
     from dkp_tui.commands.eval import log_warnings_to_stderr
 
     with log_warnings_to_stderr():

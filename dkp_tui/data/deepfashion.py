@@ -65,6 +65,8 @@ def read_label_json(path: Path) -> list[dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DkpError(f"{path}: missing (it holds the AlphaPose keypoints of the split)") from None
+    except OSError as err:
+        raise DkpError(f"{path}: unreadable ({err.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DkpError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):

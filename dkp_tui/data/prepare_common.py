@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dkp_tui.atomic import write_json
+from dkp_tui.atomic import check_output_dir, write_json
 from dkp_tui.data import images as im
 from dkp_tui.data.layout import (
     LAYOUT_VERSION,
@@ -211,10 +211,9 @@ def _complete(out: Path, manifest: Manifest) -> bool:
 
 def reusable(out: Path, fp: str, force: bool) -> Manifest | None:
     """The existing manifest when ``out`` already holds this exact data set; refuses to clobber anything else."""
+    check_output_dir(out, "--out")
     if not out.exists():
         return None
-    if not out.is_dir():
-        raise DkpError(f"--out {out} is a file; give a directory")
     if (out / MANIFEST).is_file():
         try:
             manifest = read_manifest(out)

@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dkp_tui.atomic import check_output_dir
 from dkp_tui.data import layout
 from dkp_tui.data.layout import Manifest, SplitInfo
 from dkp_tui.data.synthetic_render import NOISE, PLAIN, STRIPES, Canvas, Paint, bar, capsule, patch
@@ -540,8 +541,7 @@ def prepare(root: str | Path, size: int = 64, n_train: int = 4000, n_fit: int = 
             raise DkpError(f"--n-{split} must be at least 1 (got {n})")
     source = _source(params, seed, background)
     wanted = _manifest(size, counts, source)
-    if root.exists() and not root.is_dir():
-        raise DkpError(f"{root} exists and is not a directory")
+    check_output_dir(root, "--out")
     if not force:
         have = _existing(root, wanted)
         if have is not None:
