@@ -95,6 +95,11 @@ def case(fn: Case) -> Case:
     return fn
 
 
+def _notes(cwd: Path) -> None:
+    """A plain file, notes.txt, where a command expects a folder (or a folder's parent)."""
+    (cwd / "notes.txt").write_text("my notes\n")
+
+
 def _taichi_root(root: Path) -> Path:
     """The smallest Taichi download `dkp prepare taichi` accepts: one clip, one labelled frame per eval split."""
     for k in range(2):
@@ -124,19 +129,25 @@ def prepare_h36m_with_a_folder_named_h36m(env: Env, cwd: Path):
 @case
 def prepare_synthetic_out_is_a_file_with_a_folder_named_synthetic_cpu(env: Env, cwd: Path):
     (cwd / "synthetic-cpu").mkdir()
-    (cwd / "notes.txt").write_text("my notes\n")
+    _notes(cwd)
     return ["prepare", "synthetic", "--preset", "synthetic-cpu", "--out", "notes.txt", "-q"], "notes.txt"
 
 
 @case
 def prepare_synthetic_out_inside_a_file(env: Env, cwd: Path):
-    (cwd / "notes.txt").write_text("my notes\n")
+    _notes(cwd)
     return ["prepare", "synthetic", "--out", "notes.txt/ds", "--size", SIZE, "--n-train", 4, "-q"], "notes.txt"
 
 
 @case
+def prepare_synthetic_into_a_folder_that_holds_something_else(env: Env, cwd: Path):
+    _png(cwd / "photos" / "holiday.png")
+    return ["prepare", "synthetic", "--out", "photos", "--size", SIZE, "--n-train", 4, "-q"], "photos is not empty"
+
+
+@case
 def prepare_folder_out_inside_a_file(env: Env, cwd: Path):
-    (cwd / "notes.txt").write_text("my notes\n")
+    _notes(cwd)
     return ["prepare", "folder", env.root / "frames", "--out", "notes.txt/ds", "-q"], "notes.txt"
 
 
@@ -182,6 +193,18 @@ def prepare_folder_preset_name_and_file_both_exist(env: Env, cwd: Path):
 def prepare_folder_preset_not_toml(env: Env, cwd: Path):
     (cwd / "mine.toml").write_text("[model\nn_keypoints = 4\n")
     return ["prepare", "folder", env.root / "frames", "--preset", "mine.toml", "-q"], "mine.toml"
+
+
+@case
+def prepare_taichi_into_its_own_download_with_force(env: Env, cwd: Path):
+    _taichi_root(cwd / "data" / "taichi")  # the download where the preset's data set goes: --force must not clear it
+    return ["prepare", "taichi", "data/taichi", "--preset", "taichi", "--force", "-q"], "is the input folder"
+
+
+@case
+def prepare_taichi_root_is_the_archive(env: Env, cwd: Path):
+    (cwd / "taichi.tar.gz").write_bytes(b"\x1f\x8b\x08\x00")
+    return ["prepare", "taichi", "taichi.tar.gz", "--out", "data/taichi", "-q"], "taichi.tar.gz: is a file"
 
 
 @case
@@ -272,7 +295,7 @@ def depth_device_cuda_without_a_gpu(env: Env, cwd: Path):
 
 @case
 def depth_of_a_file_not_a_data_set(env: Env, cwd: Path):
-    (cwd / "notes.txt").write_text("my notes\n")
+    _notes(cwd)
     return ["depth", "notes.txt", "-q"], "notes.txt"
 
 
@@ -348,7 +371,7 @@ def train_device_cuda_without_a_gpu(env: Env, cwd: Path):
 
 @case
 def train_run_inside_a_file(env: Env, cwd: Path):
-    (cwd / "notes.txt").write_text("my notes\n")
+    _notes(cwd)
     return ["train", *_sets(env.ds), "--run", "notes.txt/run", "-q"], "notes.txt"
 
 
@@ -425,7 +448,7 @@ def infer_out_is_a_directory(env: Env, cwd: Path):
 
 @case
 def infer_out_inside_a_file(env: Env, cwd: Path):
-    (cwd / "notes.txt").write_text("my notes\n")
+    _notes(cwd)
     return ["infer", env.student, env.root / "frames", "--out", "notes.txt/kp.json", "-q"], "notes.txt"
 
 
@@ -452,7 +475,7 @@ def sweep_student_run_passed_as_teacher(env: Env, cwd: Path):
 
 @case
 def sweep_out_inside_a_file(env: Env, cwd: Path):
-    (cwd / "notes.txt").write_text("my notes\n")
+    _notes(cwd)
     return (["sweep", "--preset", "synthetic-cpu", *_sets(env.ds), "--gamma", "0.1", "--kd-layer", "output",
              "--out", "notes.txt/sweep", "-q"], "notes.txt")
 
@@ -466,7 +489,7 @@ def watch_missing_path(env: Env, cwd: Path):
 
 @case
 def watch_a_file(env: Env, cwd: Path):
-    (cwd / "notes.txt").write_text("my notes\n")
+    _notes(cwd)
     return ["watch", "notes.txt", "--once"], "notes.txt"
 
 

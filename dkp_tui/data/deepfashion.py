@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dkp_tui.data.prepare_common import Frame, Plan, Problem, SplitPlan
+from dkp_tui.data.prepare_common import Frame, Plan, Problem, SplitPlan, source_root
 from dkp_tui.errors import DkpError
 
 COCO17 = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -122,9 +122,7 @@ def _plan_split(root: Path, image_dir: Path, split: str, problems: list[Problem]
 
 def plan_deepfashion(root: str | Path) -> Plan:
     """Pair the CSV lists with the JSON keypoints (refusing any disagreement) and list both splits' images."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DkpError(f"{root}: no such directory (the DeepFashion root with data_train.csv and img/)")
+    root = source_root(root, "the DeepFashion root with data_train.csv and img/")
     image_dir = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
     if image_dir is None:
         raise DkpError(f"{root}: no img/ (or images/) folder with the In-shop images")

@@ -147,11 +147,14 @@ def config_from_weights(metadata: dict[str, str], where: str) -> Config:
 
 def append_eval(run: str | Path, record: dict[str, Any]) -> None:
     path = Path(run) / EVAL_JSON
-    records: list[dict[str, Any]] = []
+    records: Any = []
     if path.is_file():
         try:
             records = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
+            records = None
+        if not isinstance(records, list):  # damaged: kept aside for its owner, never silently overwritten
+            path.replace(path.with_name(f"{EVAL_JSON}.corrupt"))
             records = []
     records.append(record)
     write_json(path, records)
