@@ -294,6 +294,14 @@ def depth_device_cuda_without_a_gpu(env: Env, cwd: Path):
 
 
 @case
+def depth_data_set_of_a_newer_format(env: Env, cwd: Path):
+    ds = _copy(env.plain, cwd / "plain")
+    manifest = json.loads((ds / "dataset.json").read_text())
+    (ds / "dataset.json").write_text(json.dumps({**manifest, "format_version": 99, "dkp_version": "99.0"}))
+    return ["depth", ds, "--import", env.root / "frames", "-q"], "newer dkp"
+
+
+@case
 def depth_of_a_file_not_a_data_set(env: Env, cwd: Path):
     _notes(cwd)
     return ["depth", "notes.txt", "-q"], "notes.txt"
