@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dkp_tui.config import Config, load_config, override
+from dkp_tui.config import VGG_LOSSES, Config, load_config, override
 from dkp_tui.errors import DkpError
 
 RASTER_KS = (10, 16, 32)
@@ -113,7 +113,7 @@ def bench_config(preset: str, overrides: list[str], device: str, batch: int | No
     if batch is not None:
         extra.append(f"train.batch_size={batch}")
     cfg = load_config(preset or None, list(overrides) + extra)
-    if cfg.loss.reconstruction != "pixel" and vgg_weights is not None:
+    if cfg.loss.reconstruction in VGG_LOSSES and vgg_weights is not None:
         cfg.loss.perceptual_weights = str(vgg_weights)
     return cfg
 
@@ -377,7 +377,7 @@ def run_bench(preset: str, device: str = "", steps: int = 0, batch: int | None =
     with bench_dataset(probe.model.image_size, n_train=32 if quick else 128, keep=dataset) as root, \
             tempfile.TemporaryDirectory(prefix="dkp-bench-vgg-") as tmp:
         vgg = write_random_vgg16(Path(tmp) / "vgg16-random.safetensors") \
-            if probe.loss.reconstruction != "pixel" else None
+            if probe.loss.reconstruction in VGG_LOSSES else None
         cfg = bench_config(preset, list(overrides or []), device, batch, root, vgg)
         result["config"] = {
             "image_size": cfg.model.image_size, "n_keypoints": cfg.model.n_keypoints, "width": cfg.model.width,

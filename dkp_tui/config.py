@@ -24,7 +24,8 @@ else:  # pragma: no cover - exercised only on 3.10
 
 CONFIG_SCHEMA = 1
 
-RECONSTRUCTION_LOSSES = ("vgg16", "vgg16-l2", "pixel")
+RECONSTRUCTION_LOSSES = ("vgg16", "vgg16-l2", "pixel", "structure")
+VGG_LOSSES = ("vgg16", "vgg16-l2")  # the reconstruction losses that need VGG16 weights
 KD_LAYERS = ("output", "output_prob", "mid", "mid2", "early", "res2", "res3", "res4")
 
 
@@ -33,6 +34,7 @@ class ModelConfig:
     n_keypoints: int = 16
     thickness: float = 5e-5  # the whole denominator of exp(-d^2 / thickness), in [-1, 1] units
     sklr: float = 512.0  # edge-weight learning-rate multiplier: w = softplus(sklr * p)
+    edge_floor: float = 0.0  # w = edge_floor + softplus(sklr * p); 0 is the reference
     width: float = 1.0  # channel multiplier; 1.0 is the reference architecture
     image_size: int = 128  # the detector and decoder resolution; heatmaps are image_size / 4
     mask_cells: int = 16  # the mask grid is mask_cells x mask_cells
@@ -41,10 +43,12 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    reconstruction: str = "vgg16"  # vgg16 (L1 over 4 VGG16 slices) | vgg16-l2 (paper eq. 3) | pixel (L1)
+    # vgg16 (L1 over 4 VGG16 slices) | vgg16-l2 (paper eq. 3) | pixel (L1) | structure (band-pass energy, CPU)
+    reconstruction: str = "vgg16"
     perceptual_weights: str = ""  # local VGG16 state dict; empty = torchvision's cache / download
     perceptual_size: int = 224  # both images are resized to this before VGG
     lam: float = 1.0  # weight of the reconstruction loss
+    pixel_weight: float = 0.0  # structure only: + this x pixel L1 (keeps the reconstruction's colours readable)
 
 
 @dataclass

@@ -49,14 +49,24 @@ def log_warnings_to_stderr() -> Iterator[None]:
 def single_table(record: dict[str, Any]) -> Any:
     from rich.table import Table
 
+    from dkp_tui.eval.protocols import skill_formula
+
     arrow = "↑" if record.get("higher_is_better") else "↓"
     t = Table(title=f"dkp eval {record['run']}", title_justify="left", show_header=False)
     t.add_column("", style="bold")
     t.add_column("")
     t.add_row(f"{record['label']} {arrow}", f"[bold]{record['value']:.4f}[/]")
+    reference = record.get("mean_pose") or {}
+    if reference.get("value") is not None:
+        t.add_row("constant mean pose of the fit split (no model)", f"{reference['value']:.4f}")
+    if record.get("skill") is not None:
+        t.add_row(f"keypoint skill ({skill_formula(bool(record.get('higher_is_better')))}) ↑",
+                  f"{record['skill']:+.3f}")
     extras = record.get("extras") or {}
     if "on_figure" in extras:
-        t.add_row("keypoints on the figure", f"{extras['on_figure'] * 100:.1f} %")
+        chance = reference.get("figure_area")
+        t.add_row("keypoints on the figure", f"{extras['on_figure'] * 100:.1f} %"
+                  + ("" if chance is None else f" (random points: {chance * 100:.1f} %)"))
     if "taichi_l2" in extras:
         t.add_row("taichi_l2 (sum of per-joint L2; not the paper's number)", f"{extras['taichi_l2']:.2f}")
     t.add_row("protocol", f"{record['protocol']} "
@@ -94,7 +104,8 @@ def _eval_command(
     """Score a run with its data set's protocol, or train and score N seeds (the paper's Table 2).
 
     Freezes the detector, runs it on the fit and test splits, fits the protocol's linear regression and reports
-    the score (Taichi MAE, H36M L2 ×100, DeepFashion PCK, synthetic L2 ×100 + keypoints on the figure).
+    the score (Taichi MAE, H36M L2 ×100, DeepFashion PCK, synthetic L2 ×100 + keypoints on the figure), beside
+    what the constant mean pose of the fit split scores and the keypoint skill (0 = no better than that pose).
 
     With --runs N it trains N seeds of teacher + distilled student (and, with --compare, the image-only student)
     and prints the paper's Table 2 layout. Finished runs with the same config are reused.

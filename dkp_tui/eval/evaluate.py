@@ -16,7 +16,15 @@ from typing import Any
 
 from dkp_tui.config import apply_overrides, validate
 from dkp_tui.errors import DkpError
-from dkp_tui.eval.protocols import EvalSplit, ProtocolResult, lr_pairs, protocol_for, run_protocol
+from dkp_tui.eval.protocols import (
+    EvalSplit,
+    ProtocolResult,
+    lr_pairs,
+    mean_pose,
+    protocol_for,
+    run_protocol,
+    skill,
+)
 from dkp_tui.version import __version__
 
 log = logging.getLogger("dkp.eval")
@@ -78,6 +86,54 @@ def find_previous(run: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+_MEAN_POSE: dict[tuple[str, ...], dict[str, Any]] = {}
+
+
+def mean_pose_reference(dataset: str | Path, name: str, swap_table: str = "reference") -> dict[str, Any]:
+    """What the constant mean pose of the fit split scores on ``dataset`` under protocol ``name``.
+
+    It depends only on the labels, so it is computed once per data set (memoised on the manifest hash) and
+    shared by every run evaluated on that set. ``figure_area`` (synthetic) is the mean fraction of test pixels on
+    the figure: the on-figure fraction of keypoints placed uniformly at random.
+    """
+    import numpy as np
+
+    from dkp_tui.data.layout import manifest_hash, open_split, read_manifest
+
+    dataset = Path(dataset)
+    key = (str(dataset.resolve()), manifest_hash(dataset), name, swap_table if name == "h36m" else "")
+    if key not in _MEAN_POSE:
+        manifest = read_manifest(dataset)
+        splits = {s: open_split(dataset, s, manifest) for s in EVAL_SPLITS}
+        for split, a in splits.items():
+            if a.keypoints is None:
+                raise DkpError(f"{dataset}: split {split!r} has no keypoint labels; the {name} protocol needs them")
+        fit, test = (EvalSplit(None, a.keypoints, a.visible, None, float(a.info.label_scale))
+                     for a in splits.values())
+        result = mean_pose(name, fit, test, swap_table=swap_table,
+                           pairs=_pairs(manifest) if name == "synthetic" else ())
+        out: dict[str, Any] = {"value": result.value, "metric": result.metric,
+                               "n_fit": len(splits["fit"]), "n_test": len(splits["test"])}
+        masks = splits["test"].masks
+        if name == "synthetic" and masks is not None and len(masks):
+            on = sum(int(np.count_nonzero(masks[i:i + 256])) for i in range(0, len(masks), 256))
+            out["figure_area"] = on / float(masks.size)
+        if result.fallbacks:
+            out["fallbacks"] = list(result.fallbacks)
+        _MEAN_POSE[key] = out
+    return dict(_MEAN_POSE[key])
+
+
+def add_mean_pose(record: dict[str, Any], swap_table: str = "reference") -> dict[str, Any]:
+    """``record`` with ``mean_pose`` (the reference, see ``mean_pose_reference``) and ``skill`` filled in."""
+    if "mean_pose" not in record:
+        record["mean_pose"] = mean_pose_reference(record["dataset"], record["protocol"],
+                                                  (record.get("options") or {}).get("swap_table", swap_table))
+    record["skill"] = skill(record.get("value"), record["mean_pose"].get("value"),
+                            bool(record.get("higher_is_better")))
+    return record
+
+
 def evaluate_run(req: EvalRequest, *, save: bool = True, reuse: bool = False,
                  progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Score ``req.run`` and return the record (appended to ``<run>/eval.json`` when ``save``).
@@ -126,7 +182,7 @@ def evaluate_run(req: EvalRequest, *, save: bool = True, reuse: bool = False,
     if reuse:
         previous = find_previous(run_dir, record)
         if previous is not None:
-            return previous
+            return add_mean_pose(previous)  # records written before the reference existed get it here
 
     splits = {}
     for split in EVAL_SPLITS:
@@ -160,6 +216,7 @@ def evaluate_run(req: EvalRequest, *, save: bool = True, reuse: bool = False,
     record.update({k: v for k, v in out.items() if k != "options"})
     record["options"] = {**options, **out["options"]}
     record["n_fit"], record["n_test"] = len(splits["fit"]), len(splits["test"])
+    add_mean_pose(record, cfg.eval.h36m_swap_table)
     if save and is_run_dir(run_dir):
         append_eval(run_dir, record)
     return record

@@ -99,6 +99,20 @@ def stats(values: Sequence[float]) -> dict[str, float | int | None]:
     return {"n": n, "mean": mean, "std": std, "min": min(vals), "max": max(vals)}
 
 
+def mean_pose_of(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mean-pose reference shared by a job list's records (one data set, one protocol), if they carry it."""
+    return next((r["mean_pose"] for r in records if isinstance(r.get("mean_pose"), dict)), None)
+
+
+def skills(values: Sequence[float | None], reference: dict[str, Any] | None, higher_is_better: bool
+           ) -> list[float | None]:
+    """Each value's keypoint skill against the mean pose (``protocols.skill``); Nones without a reference."""
+    from dkp_tui.eval.protocols import skill
+
+    ref = (reference or {}).get("value")
+    return [skill(v, ref, higher_is_better) for v in values]
+
+
 def fmt_mean_std(s: dict[str, Any], digits: int = 2) -> str:
     if s.get("mean") is None:
         return "–"

@@ -64,7 +64,7 @@ def load_edge_weights(run: str | Path) -> np.ndarray:
     cfg = config_from_weights(meta, str(path))
     if "edges.logits" not in tensors:
         return np.zeros((cfg.model.n_keypoints, cfg.model.n_keypoints))
-    graph = EdgeGraph(cfg.model.n_keypoints, sklr=cfg.model.sklr)
+    graph = EdgeGraph(cfg.model.n_keypoints, sklr=cfg.model.sklr, floor=cfg.model.edge_floor)
     graph.load_state_dict({"logits": tensors["edges.logits"]})
     with torch.no_grad():
         return graph.weight_matrix().cpu().numpy().astype(np.float64)

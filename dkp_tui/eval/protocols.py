@@ -63,7 +63,7 @@ class ProtocolResult:
 class EvalSplit:
     """What a protocol needs from one split: detections, labels, and (synthetic) figure masks."""
 
-    keypoints: np.ndarray  # N x K x 2 detector output, (y, x) in [-1, 1]
+    keypoints: np.ndarray | None  # N x K x 2 detector output, (y, x) in [-1, 1]; None = no detector (mean pose)
     gt: np.ndarray  # N x J x 2 labels, (y, x) in label units
     visible: np.ndarray | None = None  # N x J bool
     masks: np.ndarray | None = None  # N x H x W, nonzero on the figure
@@ -74,6 +74,13 @@ class EvalSplit:
 
 
 def _check(fit: EvalSplit, test: EvalSplit) -> None:
+    if fit.keypoints is None or test.keypoints is None:
+        if not (fit.keypoints is None and test.keypoints is None):
+            raise DkpError("fit and test splits disagree: detections on one, the mean-pose reference on the other")
+        for name, s in (("fit", fit), ("test", test)):
+            if np.asarray(s.gt).ndim != 3 or np.asarray(s.gt).shape[0] == 0:
+                raise DkpError(f"{name} split: labels {np.asarray(s.gt).shape} must be a non-empty N x J x 2")
+        return
     for name, s in (("fit", fit), ("test", test)):
         kp, gt = np.asarray(s.keypoints), np.asarray(s.gt)
         if kp.ndim != 3 or kp.shape[2] != 2 or gt.ndim != 3 or gt.shape[2] != 2:
@@ -87,6 +94,15 @@ def _check(fit: EvalSplit, test: EvalSplit) -> None:
     if fit.keypoints.shape[1:] != test.keypoints.shape[1:] or fit.gt.shape[1:] != test.gt.shape[1:]:
         raise DkpError(f"fit and test splits disagree: K {fit.keypoints.shape[1]} vs {test.keypoints.shape[1]}, "
                        f"J {fit.gt.shape[1]} vs {test.gt.shape[1]}")
+
+
+def _design(s: EvalSplit, scale: float = 1.0, bias: bool = False) -> np.ndarray:
+    """The regression's feature matrix. Without detections (the mean-pose reference) it is one column of ones:
+    its least-squares fit is the mean of the fit labels the protocol regresses on (after its swaps, trimming and
+    missing-joint handling), so the reference goes through exactly the protocol's own steps."""
+    if s.keypoints is None:
+        return np.ones((len(s.gt), 1))
+    return features(s.keypoints, scale, bias)
 
 
 def _visible(s: EvalSplit) -> np.ndarray:
@@ -194,7 +210,7 @@ def fit_with_swaps(x: np.ndarray, gt: np.ndarray, index: np.ndarray, what: str,
 def _l2_swap_protocol(fit: EvalSplit, test: EvalSplit, index: np.ndarray, name: str) -> tuple[float, dict, list]:
     """The H36M-style score: no bias, u features, swap-aware fit, swap loop on the test labels; mean L2 in frame
     units (labels divided by ``label_scale``)."""
-    xf, xt = features(fit.keypoints), features(test.keypoints)
+    xf, xt = _design(fit), _design(test)
     yf = np.asarray(fit.gt, dtype=np.float64) / fit.label_scale
     yt = np.asarray(test.gt, dtype=np.float64) / test.label_scale
     sf = fit_with_swaps(xf, yf, index, name)
@@ -216,8 +232,8 @@ def taichi(fit: EvalSplit, test: EvalSplit) -> ProtocolResult:
     """Sum of the per-(joint, coordinate) test MAEs of 2J separate scalar fits with a bias column, each on the
     rows where that joint is labelled; in pixels of the 256-px frame (the reference's "MAE")."""
     _check(fit, test)
-    xf = features(fit.keypoints, TAICHI_FEATURE_SCALE, bias=True)
-    xt = features(test.keypoints, TAICHI_FEATURE_SCALE, bias=True)
+    xf = _design(fit, TAICHI_FEATURE_SCALE, bias=True)
+    xt = _design(test, TAICHI_FEATURE_SCALE, bias=True)
     yf = np.asarray(fit.gt, dtype=np.float64) * (PIXEL_FRAME / fit.label_scale)
     yt = np.asarray(test.gt, dtype=np.float64) * (PIXEL_FRAME / test.label_scale)
     vf, vt = _visible(fit), _visible(test)
@@ -287,8 +303,8 @@ def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, threshold: float)
 def deepfashion(fit: EvalSplit, test: EvalSplit) -> ProtocolResult:
     """PCK: % of (image, joint) pairs within strictly less than 6 px at 256 px, one no-bias multi-output fit."""
     _check(fit, test)
-    xf = features(fit.keypoints, DEEPFASHION_FEATURE_SCALE)
-    xt = features(test.keypoints, DEEPFASHION_FEATURE_SCALE)
+    xf = _design(fit, DEEPFASHION_FEATURE_SCALE)
+    xt = _design(test, DEEPFASHION_FEATURE_SCALE)
     yf = np.asarray(fit.gt, dtype=np.float64) * (PIXEL_FRAME / fit.label_scale)
     yt = np.asarray(test.gt, dtype=np.float64) * (PIXEL_FRAME / test.label_scale)
     lf = least_squares(xf, yf.reshape(len(yf), -1), ridge=DEEPFASHION_RIDGE, what="deepfashion")
@@ -352,7 +368,7 @@ def synthetic(fit: EvalSplit, test: EvalSplit, pairs: Sequence[tuple[int, int]] 
     _check(fit, test)
     index = swap_index(pairs, fit.gt.shape[1])
     value, extras, fallbacks = _l2_swap_protocol(fit, test, index, "synthetic")
-    if test.masks is not None:
+    if test.masks is not None and test.keypoints is not None:
         extras["on_figure"] = on_figure_fraction(test.keypoints, test.masks)
     return ProtocolResult("synthetic", "synthetic_l2x100", "synthetic mean L2 ×100 (normalised by image size)",
                           value, False, {"swap_pairs": [list(p) for p in pairs], "bias": False,
@@ -385,3 +401,45 @@ def run_protocol(name: str, fit: EvalSplit, test: EvalSplit, *, swap_table: str 
     if name == "synthetic":
         return synthetic(fit, test, pairs)
     raise DkpError(f"unknown protocol {name!r} (choose {', '.join(PROTOCOLS)})")
+
+
+# -- the mean-pose reference -----------------------------------------------------------------------------------
+
+
+def mean_pose(name: str, fit: EvalSplit, test: EvalSplit, *, swap_table: str = "reference",
+              pairs: Sequence[tuple[int, int]] = ()) -> ProtocolResult:
+    """What predicting one constant pose, the fit split's mean, for every test image scores under ``name``.
+
+    It is the protocol itself run without detections (see ``_design``): the same label units, missing joints,
+    swap loops and outlier trimming, so it is the floor a model must beat to have learned anything about the
+    pose. A detector whose keypoints never move scores the same (up to the ridge fallbacks' tiny shrinkage).
+    """
+
+    def labels_only(s: EvalSplit) -> EvalSplit:
+        return EvalSplit(None, s.gt, s.visible, None, s.label_scale)
+
+    return run_protocol(name, labels_only(fit), labels_only(test), swap_table=swap_table, pairs=pairs)
+
+
+def perfect_score(higher_is_better: bool) -> float:
+    """The best value a protocol can report: 0 for the errors, 100 for the percentages (PCK)."""
+    return 100.0 if higher_is_better else 0.0
+
+
+def skill_formula(higher_is_better: bool) -> str:
+    """How ``skill`` is computed, for table headers."""
+    return "(pck − mean pose) / (100 − mean pose)" if higher_is_better else "1 − error / mean-pose error"
+
+
+def skill(value: float | None, reference: float | None, higher_is_better: bool) -> float | None:
+    """Keypoint skill: (value - reference) / (perfect - reference), the mean pose being the reference.
+
+    0 at the mean pose, 1 at a perfect score, negative when worse than the mean pose. For an error this is
+    ``1 - error / mean-pose error``; for PCK ``(pck - pck_mean) / (100 - pck_mean)``. None where undefined.
+    """
+    if value is None or reference is None:
+        return None
+    span = perfect_score(higher_is_better) - float(reference)
+    if span == 0 or not np.isfinite(span) or not np.isfinite(value):
+        return None
+    return (float(value) - float(reference)) / span

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dkp_tui.errors import DkpError
-from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, run_jobs, seed_config, stats
+from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, mean_pose_of, run_jobs, seed_config, skills, stats
 
 VARIANTS = ("student-only", "teacher", "distilled")
 ROW_LABELS = {
@@ -72,6 +72,8 @@ def summarize(plan: Plan, records: Sequence[dict[str, Any]], preset: str, n_runs
     for job, record in zip(plan.jobs, records, strict=True):
         by_variant.setdefault(plan.variant_of[str(job.run)], []).append((job.seed, record))
     first = records[0] if records else {}
+    reference = mean_pose_of(records)
+    higher = bool(first.get("higher_is_better"))
     rows = []
     for variant in VARIANTS:
         if variant not in by_variant:
@@ -86,11 +88,14 @@ def summarize(plan: Plan, records: Sequence[dict[str, Any]], preset: str, n_runs
             "on_figure_stats": stats(on_fig) if any(v is not None for v in on_fig) else None,
             "runs": [r.get("run") for _, r in items], "fallbacks": sum(len(r.get("fallbacks") or []) for _, r in items),
         })
+        if reference is not None:
+            rows[-1]["skill"] = skills(values, reference, higher)
+            rows[-1]["skill_stats"] = stats(rows[-1]["skill"])
     summary: dict[str, Any] = {
         "preset": preset, "n_runs": n_runs, "protocol": first.get("protocol"), "metric": first.get("metric"),
         "label": first.get("label"), "higher_is_better": first.get("higher_is_better"),
         "options": first.get("options"), "dataset": first.get("dataset"), "manifest_hash": first.get("manifest_hash"),
-        "dkp_version": first.get("dkp_version"), "rows": rows,
+        "dkp_version": first.get("dkp_version"), "rows": rows, "mean_pose": reference,
     }
     means = {r["variant"]: r["mean"] for r in rows}
     if means.get("distilled") is not None and means.get("student-only"):
@@ -122,14 +127,18 @@ def table(summary: dict[str, Any]) -> Any:
     title = (f"{summary.get('label')} {arrow} — preset {summary.get('preset')}, {summary.get('n_runs')} seeds"
              + (f" ({opts})" if opts else ""))
     t = Table(title=title, title_justify="left")
-    t.add_column("variant (input)", min_width=14)
+    reference = summary.get("mean_pose") or {}
+    has_skill = reference.get("value") is not None
+    t.add_column("variant (input)", min_width=None if has_skill else 14)  # with skill: 80 columns need rich free to wrap
     t.add_column("mean ± std", justify="right", no_wrap=True)
     t.add_column("min", justify="right", no_wrap=True)
     t.add_column("max", justify="right", no_wrap=True)
     has_fig = any(r.get("on_figure") for r in summary["rows"])
     if has_fig:
         t.add_column("on figure %", justify="right", no_wrap=True)
-    t.add_column("per seed", justify="left", overflow="fold", min_width=12)
+    if has_skill:
+        t.add_column("skill", justify="right", no_wrap=True)
+    t.add_column("per seed", justify="left", overflow="fold", min_width=5 if has_skill else 12)
     for r in summary["rows"]:
         cells = [
             f"{r['label']} ({r.get('input')})",
@@ -141,9 +150,22 @@ def table(summary: dict[str, Any]) -> Any:
             fs = r.get("on_figure_stats")
             cells.append("–" if not fs or fs["mean"] is None else
                          f"{fs['mean'] * 100:.1f}" + ("" if fs["std"] is None else f" ± {fs['std'] * 100:.1f}"))
+        if has_skill:  # the mean's skill (skill is affine in the score); the spread is in the values and the JSON
+            mean_skill = (r.get("skill_stats") or {}).get("mean")
+            cells.append("–" if mean_skill is None else f"{mean_skill:.2f}")
         cells.append(" ".join("–" if v is None else f"{v:.2f}" for v in r["values"]))
         t.add_row(*cells)
+    if has_skill:  # the reference row: what knowing nothing about the image scores
+        t.add_row("constant mean pose (fit split)", f"{reference['value']:.2f}", "", "", *(["–"] if has_fig else []),
+                  "0", "", style="dim")
     ratio = summary.get("ratio_distilled_to_student_only")
-    if ratio is not None:
-        t.caption = f"distilled / image-only student = {ratio:.3f}"
+    captions = [f"distilled / image-only student = {ratio:.3f}"] if ratio is not None else []
+    if has_skill:
+        from dkp_tui.eval.protocols import skill_formula
+
+        captions.append(f"skill = {skill_formula(bool(summary.get('higher_is_better')))}")
+        if has_fig and reference.get("figure_area") is not None:
+            captions.append(f"random points land on the figure {reference['figure_area'] * 100:.1f} %")
+    if captions:
+        t.caption = "; ".join(captions)
     return t

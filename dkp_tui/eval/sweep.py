@@ -19,7 +19,7 @@ import numpy as np
 
 from dkp_tui.config import KD_LAYERS
 from dkp_tui.errors import DkpError
-from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, run_jobs, seed_config, stats
+from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, mean_pose_of, run_jobs, seed_config, skills, stats
 
 
 def parse_floats(text: str, what: str) -> list[float]:
@@ -97,12 +97,15 @@ def summarize(plan: SweepPlan, records: Sequence[dict[str, Any]], preset: str, g
         values.setdefault(plan.point_of[str(job.run)], []).append(record.get("value"))
     first = next((r for j, r in zip(plan.jobs, records, strict=True) if j.role == "student"), records[0] if records else {})
     higher = bool(first.get("higher_is_better"))
+    reference = mean_pose_of(records)
     grid = []
     for layer in layers:
         for gamma in gammas:
             key = ("none", 0.0) if gamma == 0 else (layer, gamma)
             if key in values:
                 grid.append({"layer": layer, "gamma": gamma, "values": values[key], **stats(values[key])})
+                if reference is not None:
+                    grid[-1]["skill_stats"] = stats(skills(values[key], reference, higher))
     scored = [g for g in grid if g["mean"] is not None and g["gamma"] > 0]
     best = (max if higher else min)(scored, key=lambda g: g["mean"]) if scored else None
     best_by_layer = {}
@@ -116,7 +119,7 @@ def summarize(plan: SweepPlan, records: Sequence[dict[str, Any]], preset: str, g
         "protocol": first.get("protocol"), "metric": first.get("metric"), "label": first.get("label"),
         "higher_is_better": higher, "options": first.get("options"), "grid": grid,
         "best": {"layer": best["layer"], "gamma": best["gamma"], "mean": best["mean"]} if best else None,
-        "best_by_layer": best_by_layer,
+        "best_by_layer": best_by_layer, "mean_pose": reference,
     }
     if ("teacher", 0.0) in values:
         out["teacher"] = stats(values[("teacher", 0.0)])
@@ -165,8 +168,18 @@ def table(summary: dict[str, Any]) -> Any:
                 text = f"[bold green]{text}[/]"
             row.append(text)
         t.add_row(*row)
-    if summary.get("teacher"):
-        t.caption = f"depth teacher (on depth): {fmt_mean_std(summary['teacher'])}"
+    captions = [f"depth teacher (on depth): {fmt_mean_std(summary['teacher'])}"] if summary.get("teacher") else []
+    reference = summary.get("mean_pose") or {}
+    if reference.get("value") is not None:
+        from dkp_tui.eval.protocols import skill, skill_formula
+
+        text = f"constant mean pose: {reference['value']:.2f}"
+        if best.get("mean") is not None:
+            best_skill = skill(best["mean"], reference["value"], bool(summary.get("higher_is_better")))
+            text += f" (best point's skill {best_skill:.3f}, {skill_formula(bool(summary.get('higher_is_better')))})"
+        captions.append(text)
+    if captions:
+        t.caption = "; ".join(captions)
     return t
 
 

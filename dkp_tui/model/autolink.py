@@ -89,7 +89,7 @@ class AutoLink(nn.Module):
         self.image_size = cfg.image_size
         self.thickness = float(cfg.thickness)
         self.detector = Detector(cfg.n_keypoints, width=cfg.width, image_size=cfg.image_size)
-        self.edges = EdgeGraph(cfg.n_keypoints, sklr=cfg.sklr)
+        self.edges = EdgeGraph(cfg.n_keypoints, sklr=cfg.sklr, floor=cfg.edge_floor)
         self.decoder = Decoder(width=cfg.width)
         self.alpha = nn.Parameter(torch.tensor(1.0))
 

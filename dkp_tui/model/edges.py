@@ -186,20 +186,21 @@ class EdgeGraph(nn.Module):
     learning rate under Adam-type optimisers without a second parameter group.
     """
 
-    def __init__(self, n_keypoints: int, sklr: float = 512.0) -> None:
+    def __init__(self, n_keypoints: int, sklr: float = 512.0, floor: float = 0.0) -> None:
         super().__init__()
         self.n_keypoints = n_keypoints
         self.sklr = float(sklr)
+        self.floor = float(floor)  # every edge keeps at least this weight (0: the reference)
         self.logits = nn.Parameter((torch.randn(n_keypoints, n_keypoints) / 10 - 4) / self.sklr)  # (K, K)
         i, j = pair_indices(n_keypoints)
         self.register_buffer("pair_i", i, persistent=False)  # (E,)
         self.register_buffer("pair_j", j, persistent=False)  # (E,)
 
     def weights(self) -> Tensor:
-        return F.softplus(self.sklr * self.logits[self.pair_i, self.pair_j])  # (E,)
+        return F.softplus(self.sklr * self.logits[self.pair_i, self.pair_j]) + self.floor  # (E,)
 
     def weight_matrix(self) -> Tensor:
-        upper = torch.triu(F.softplus(self.sklr * self.logits), diagonal=1)  # (K, K)
+        upper = torch.triu(F.softplus(self.sklr * self.logits) + self.floor, diagonal=1)  # (K, K)
         return upper + upper.transpose(0, 1)
 
     def forward(self, keypoints: Tensor, thickness: float, size: int) -> Tensor:

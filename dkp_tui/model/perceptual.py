@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dkp_tui.config import LossConfig
+from dkp_tui.config import RECONSTRUCTION_LOSSES, VGG_LOSSES, LossConfig
 from dkp_tui.errors import DkpError
+from dkp_tui.model.structure import structure_loss
 
 VGG16_FILE = "vgg16-397923af.pth"
 
@@ -28,6 +29,7 @@ SLICE_ENDS = (4, 9, 16, 23)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _DOWNLOAD_SOCKET_TIMEOUT_S = 10.0
+STRUCTURE_SIGMAS_64PX = (1.0, 2.0, 4.0)  # band-pass scales of the structure loss, in pixels of a 64-px frame
 
 
 def vgg16_cache_path() -> Path:
@@ -145,16 +147,17 @@ class ReconstructionLoss(nn.Module):
 
     def __init__(
         self, kind: str, weights_path: str | None = None, size: int = 224, batched: bool = True,
-        micro_batch: int = 0,
+        micro_batch: int = 0, pixel_weight: float = 0.0,
     ) -> None:
         super().__init__()
-        if kind not in ("vgg16", "vgg16-l2", "pixel"):
-            raise DkpError(f"unknown reconstruction loss {kind!r}; valid: vgg16, vgg16-l2, pixel")
+        if kind not in RECONSTRUCTION_LOSSES:
+            raise DkpError(f"unknown reconstruction loss {kind!r}; valid: {', '.join(RECONSTRUCTION_LOSSES)}")
         self.kind = kind
         self.size = size
         self.batched = batched
         self.micro_batch = micro_batch
-        self.vgg: nn.Module | None = None if kind == "pixel" else load_vgg16_features(weights_path)
+        self.pixel_weight = pixel_weight
+        self.vgg: nn.Module | None = load_vgg16_features(weights_path) if kind in VGG_LOSSES else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -187,6 +190,12 @@ class ReconstructionLoss(nn.Module):
     def forward(self, recon: Tensor, target: Tensor) -> Tensor:
         if target.shape[-2:] != recon.shape[-2:]:
             target = F.interpolate(target, size=recon.shape[-2:], mode="bilinear", align_corners=False)
+        if self.kind == "structure":
+            sigmas = tuple(s * recon.shape[-1] / 64 for s in STRUCTURE_SIGMAS_64PX)
+            loss = structure_loss(recon, target, sigmas)
+            if self.pixel_weight:
+                loss = loss + self.pixel_weight * (recon.float() - target.float()).abs().mean()
+            return loss
         if self.vgg is None:
             return (recon.float() - target.float()).abs().mean()
         if self.micro_batch and torch.is_grad_enabled() and recon.requires_grad:
@@ -249,5 +258,5 @@ def build_reconstruction_loss(cfg: LossConfig, batched: bool = True, low_memory:
     """``batched=False`` trades one large VGG batch for a lower activation peak (see ReconstructionLoss)."""
     return ReconstructionLoss(
         cfg.reconstruction, cfg.perceptual_weights or None, cfg.perceptual_size, batched,
-        micro_batch=LOW_MEMORY_MICRO_BATCH if low_memory else 0,
+        micro_batch=LOW_MEMORY_MICRO_BATCH if low_memory else 0, pixel_weight=cfg.pixel_weight,
     )

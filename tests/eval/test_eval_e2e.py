@@ -48,6 +48,7 @@ def test_eval_json_and_eval_record(runs: dict[str, Path], tiny_dataset: Path):
     assert rec["n_fit"] == 24 and rec["n_test"] == 24 and rec["step"] == 3
     assert len(rec["manifest_hash"]) == 16 and rec["dkp_version"]
     assert rec["options"]["swap_pairs"]  # the synthetic skeleton's left/right pairs were found
+    assert rec["mean_pose"]["value"] > 0 and rec["skill"] == pytest.approx(1 - rec["value"] / rec["mean_pose"]["value"])
     saved = json.loads((runs["student"] / EVAL_JSON).read_text())
     assert saved[-1]["value"] == rec["value"] and saved[-1]["key"] == rec["key"]
 
@@ -59,6 +60,7 @@ def test_eval_json_and_eval_record(runs: dict[str, Path], tiny_dataset: Path):
     result = runner.invoke(app, ["eval", str(runs["student"]), "--quiet", "--data", str(tiny_dataset)])
     assert result.exit_code == 0 and result.stdout == ""
     assert "synthetic mean L2" in result.stderr and "on the figure" in result.stderr
+    assert "constant mean pose" in result.stderr and "keypoint skill" in result.stderr
 
 
 def test_eval_errors_are_one_line(runs: dict[str, Path], tmp_path: Path):
@@ -143,10 +145,14 @@ def test_eval_runs_compare_via_cli(tiny_dataset: Path, tiny_overrides, tmp_path:
     assert set(rows) == {"student-only", "teacher", "distilled"}
     assert all(len(r["values"]) == 2 and r["std"] is not None for r in rows.values())
     assert rows["teacher"]["input"] == "depth" and rows["distilled"]["on_figure"] is not None
+    assert summary["mean_pose"]["value"] > 0 and len(rows["teacher"]["skill"]) == 2
     assert (tmp_path / "rep" / "seed1" / "student-only" / "model.safetensors").is_file()
     mtime = (tmp_path / "rep" / "seed0" / "student" / "model.safetensors").stat().st_mtime_ns
     # the table form, reusing every run (nothing retrained: weights untouched)
     result = runner.invoke(app, args[:-len(sets) - 2] + ["--quiet", *sets])
     assert result.exit_code == 0, result.output
-    assert "image student" in result.stderr and "depth teacher" in result.stderr and "±" in result.stderr
+    # (80 columns: the labels wrap inside their cells, so "image student" may be split across lines)
+    assert "image" in result.stderr and "depth" in result.stderr and "teacher" in result.stderr
+    assert "±" in result.stderr
+    assert "skill = 1 − error / mean-pose error" in " ".join(result.stderr.split())  # the caption, under the table
     assert (tmp_path / "rep" / "seed0" / "student" / "model.safetensors").stat().st_mtime_ns == mtime

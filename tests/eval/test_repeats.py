@@ -49,7 +49,8 @@ def fake_eval(job: jobs.Job, device: str, batch_size: int = 64, progress: Any = 
         value = {"output": 1.0, "mid": 2.0, "early": 3.0}[name.split("-g")[0]] + job.cfg.kd.gamma
     return {"run": str(job.run), "protocol": "synthetic", "metric": "synthetic_l2x100", "label": "L2 ×100",
             "value": value, "higher_is_better": False, "input": "depth" if job.role == "teacher" else "rgb",
-            "options": {"image_size": 64}, "extras": {"on_figure": 0.5 + 0.1 * s}, "fallbacks": []}
+            "options": {"image_size": 64}, "extras": {"on_figure": 0.5 + 0.1 * s}, "fallbacks": [],
+            "mean_pose": {"value": 10.0, "figure_area": 0.1}}
 
 
 @pytest.fixture(autouse=True)
@@ -80,6 +81,11 @@ def test_table2_summary_reuse_and_resume(tmp_path: Path):
     assert (rows["distilled"]["min"], rows["distilled"]["max"]) == (3.0, 5.0)
     assert summary["ratio_distilled_to_student_only"] == pytest.approx(4.0 / 8.0)
     assert json.loads((tmp_path / "summary.json").read_text())["rows"][2]["values"] == [3.0, 4.0, 5.0]
+    # the mean-pose reference (10) and every run's skill 1 - value / 10, mean ± sample std over seeds
+    assert summary["mean_pose"]["value"] == 10.0
+    assert rows["distilled"]["skill"] == pytest.approx([0.7, 0.6, 0.5])
+    assert rows["distilled"]["skill_stats"]["mean"] == pytest.approx(0.6)
+    assert rows["distilled"]["skill_stats"]["std"] == pytest.approx(0.1)
 
     # a second invocation reuses everything
     trainer2 = FakeTrainer()
@@ -105,6 +111,9 @@ def test_table2_summary_reuse_and_resume(tmp_path: Path):
     text = console.export_text()
     assert "image student only" in text and "depth teacher only" in text and "distilled" in text
     assert "4.50 ± 1.29" in text and "on figure %" in text
+    assert "skill" in text and "constant mean pose (fit split)" in text and "10.00" in text
+    distilled = next(line for line in text.splitlines() if "distilled student" in line)
+    assert "│  0.55 │" in distilled and "1 − error / mean-pose error" in text  # the skill of the mean, 1 - 4.5 / 10
 
 
 def test_interrupted_job_list_continues(tmp_path: Path):
@@ -155,7 +164,11 @@ def test_sweep_grid_table_chart_and_plot(tmp_path: Path):
 
     console = Console(record=True, width=160)
     console.print(sweep.table(summary))
-    assert "γ=0.4" in console.export_text()
+    text = " ".join(console.export_text().split())
+    assert "γ=0.4" in text
+    assert "constant mean pose: 10.00 (best point's skill 0.890" in text
+    best = next(g for g in summary["grid"] if g["layer"] == "output" and g["gamma"] == 0.1)
+    assert best["skill_stats"]["mean"] == pytest.approx(0.89) and summary["mean_pose"]["value"] == 10.0
     # resumable: nothing retrained
     again = FakeTrainer()
     sweep.run_sweep("synthetic-cpu", [0.0, 0.1, 0.4], ["output", "mid", "early"], [0, 1], tmp_path, OVERRIDES,

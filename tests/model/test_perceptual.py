@@ -184,7 +184,13 @@ def test_low_memory_mode_gives_the_same_loss_gradients_and_batchnorm_stats(vgg_f
     (loss_a, grads_a, bufs_a), (loss_b, grads_b, bufs_b) = results
     torch.testing.assert_close(loss_b, loss_a, rtol=1e-6, atol=0)
     assert grads_a.keys() == grads_b.keys() and len(grads_a) > 10
+    # A conv bias feeding a BatchNorm has an exactly zero gradient; what backward returns there is rounding noise
+    # (~1e-7 here, thread-count dependent), so such tensors are only required to stay at noise level.
+    scale = max(float(g.abs().max()) for g in grads_a.values())
     for name, grad in grads_a.items():
+        if float(grad.abs().max()) < 1e-5 * scale:
+            assert float(grads_b[name].abs().max()) < 1e-5 * scale, name
+            continue
         torch.testing.assert_close(grads_b[name], grad, rtol=1e-5, atol=1e-7, msg=name)
     for name, value in bufs_a.items():  # running stats updated once, not twice
         assert torch.equal(bufs_b[name], value), name

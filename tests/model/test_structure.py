@@ -1,0 +1,61 @@
+"""The structure loss (model/structure.py): band-pass energy that ignores a structure's colour and polarity."""
+
+from __future__ import annotations
+
+import torch
+
+from dkp_tui.config import LossConfig
+from dkp_tui.model.perceptual import build_reconstruction_loss
+from dkp_tui.model.structure import band_energy, gaussian_blur, structure_loss
+
+SIGMAS = (1.0, 2.0, 4.0)
+
+
+def _bar(size: int = 64, row: int = 32, half_width: int = 2, value: float = 0.8, wall: float = 0.0) -> torch.Tensor:
+    img = torch.full((1, 3, size, size), wall)
+    img[:, :, row - half_width: row + half_width + 1, 8:56] = value
+    return img
+
+
+def test_blur_keeps_constant_images_and_mass():
+    flat = torch.full((2, 3, 32, 32), 0.3)
+    assert torch.allclose(gaussian_blur(flat, 2.0), flat, atol=1e-6)
+    spike = torch.zeros(1, 1, 33, 33)
+    spike[..., 16, 16] = 1.0
+    assert abs(float(gaussian_blur(spike, 1.5).sum()) - 1.0) < 1e-4
+
+
+def test_energy_ignores_polarity_and_peaks_on_the_centre_line():
+    bright, dark = _bar(value=0.8), _bar(value=-0.8)
+    assert torch.allclose(band_energy(bright, 2.0), band_energy(dark, 2.0), atol=1e-6)
+    profile = band_energy(bright, 2.0)[0, 0, :, 32]
+    assert abs(int(profile.argmax()) - 32) <= 1  # the centre line of a 5-px bar, where AutoLink draws a line
+    assert float(band_energy(torch.zeros(1, 3, 64, 64), 2.0).abs().max()) == 0.0
+
+
+def test_loss_rewards_the_structure_not_its_colour():
+    target = _bar(value=0.8)
+    other_colour = _bar(value=-0.8)  # same bar, opposite contrast
+    nothing = torch.zeros_like(target)  # the wall alone: what pixel L1 prefers for an unknown colour
+    moved = _bar(row=16, value=0.8)
+    s_same = float(structure_loss(other_colour, target, SIGMAS))
+    assert s_same < 1e-5
+    assert float(structure_loss(nothing, target, SIGMAS)) > 0.5
+    assert float(structure_loss(moved, target, SIGMAS)) > float(structure_loss(nothing, target, SIGMAS))
+    # pixel L1 ranks them the other way: the wrong-colour bar is worse than no bar at all
+    assert float((other_colour - target).abs().mean()) > float((nothing - target).abs().mean())
+
+
+def test_reconstruction_loss_structure_kind_gradients_and_pixel_term():
+    torch.manual_seed(0)
+    recon = torch.randn(2, 3, 64, 64, requires_grad=True)
+    target = torch.randn(2, 3, 64, 64)
+    plain = build_reconstruction_loss(LossConfig(reconstruction="structure"))
+    mixed = build_reconstruction_loss(LossConfig(reconstruction="structure", pixel_weight=0.5))
+    assert plain.vgg is None
+    loss = plain(recon, target)
+    loss.backward()
+    assert recon.grad is not None and torch.isfinite(recon.grad).all() and recon.grad.abs().sum() > 0
+    with torch.no_grad():
+        extra = float(mixed(recon, target)) - float(plain(recon, target))
+        assert abs(extra - 0.5 * float((recon - target).abs().mean())) < 1e-4
