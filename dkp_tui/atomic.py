@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dkp_tui.errors import DkpError
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -27,8 +29,11 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     ``suffix`` keeps the extension for writers that infer the format from it (e.g. ``.npy``, ``.png``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + (suffix or path.suffix), dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + (suffix or path.suffix), dir=path.parent)
+    except OSError as err:  # a parent that is a file, a read-only or full disk: the user's to fix
+        raise DkpError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
@@ -57,3 +62,32 @@ def write_with(path: str | os.PathLike[str], writer: Callable[[Path], None], suf
     """Call ``writer(tmp_path)`` and rename the result onto ``path``."""
     with atomic_path(path, suffix=suffix) as tmp:
         writer(tmp)
+
+
+def _inside_file(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is a file (``notes.txt`` for ``notes.txt/ds``)."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def check_output_dir(path: str | os.PathLike[str], flag: str) -> None:
+    """Refuse an output directory that is a file or lies inside one before any work is done: otherwise mkdir
+    fails only at the end, after minutes of decoding or training, with a bare OSError."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DkpError(f"{flag} {path} is a file; give a directory")
+    parent = _inside_file(path)
+    if parent is not None:
+        raise DkpError(f"{flag} {path} lies inside the file {parent}; give a directory")
+
+
+def check_output_file(path: str | os.PathLike[str], flag: str) -> None:
+    """The same check for an output file: not a directory, and not inside a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise DkpError(f"{flag} {path} is a directory; give a file name")
+    parent = _inside_file(path)
+    if parent is not None:
+        raise DkpError(f"{flag} {path} lies inside the file {parent}; give a path in a directory")

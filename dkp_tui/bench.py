@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dkp_tui.config import VGG_LOSSES, Config, load_config
+from dkp_tui.config import VGG_LOSSES, Config, load_config, override
 from dkp_tui.errors import DkpError
 
 RASTER_KS = (10, 16, 32)
@@ -107,7 +107,7 @@ def write_random_vgg16(path: Path) -> Path:
 def bench_config(preset: str, overrides: list[str], device: str, batch: int | None, dataset: Path,
                  vgg_weights: Path | None) -> Config:
     """The preset's model and step, pointed at the temporary data set (and random VGG weights where needed)."""
-    extra = [f'data.dataset="{dataset}"', 'data.depth_tag=""', 'data.split="train"']
+    extra = [override("data.dataset", dataset), 'data.depth_tag=""', 'data.split="train"']
     if device:
         extra.append(f'train.device="{device}"')
     if batch is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -137,7 +138,14 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(str(value))
+    # a TOML basic string: JSON's escapes are TOML's, but ensure_ascii would write characters outside the BMP as
+    # surrogate pairs, which TOML refuses, and JSON leaves DEL raw, which TOML also refuses
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def override(key: str, value: Any) -> str:
+    """A ``--set`` item setting ``key`` to exactly ``value``, whatever quotes or backslashes a path holds."""
+    return f"{key}={_toml_value(value)}"
 
 
 def valid_keys() -> list[str]:
@@ -187,8 +195,14 @@ def apply_dict(cfg: Config, data: dict[str, Any], source: str) -> None:
             setattr(sub, key, _coerce(value, getattr(sub, key), f"{section}.{key}", source))
 
 
-def _parse_set_value(raw: str) -> Any:
-    """Read a ``--set`` value as a TOML scalar when it parses as one, else as a bare string."""
+def _parse_set_value(raw: str, current: Any = None) -> Any:
+    """Read a ``--set`` value as a TOML scalar when it parses as one, else as a bare string.
+
+    A text field (``current`` is a str) takes unquoted text as written: ``data.dataset=2e3`` is the folder
+    ``2e3``, not ``2000.0``, and ``data.depth_tag=1.10`` stays ``1.10``.
+    """
+    if isinstance(current, str) and not raw.startswith(('"', "'")):
+        return raw
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -201,7 +215,8 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> None:
             raise DkpError(f"--set {item!r}: expected section.key=value, e.g. kd.gamma=0.4")
         key, raw = item.split("=", 1)
         section, name = key.strip().split(".", 1)
-        apply_dict(cfg, {section: {name: _parse_set_value(raw.strip())}}, "--set")
+        current = getattr(getattr(cfg, section, None), name, None)
+        apply_dict(cfg, {section: {name: _parse_set_value(raw.strip(), current)}}, "--set")
 
 
 def validate(cfg: Config) -> None:
@@ -248,19 +263,47 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DkpError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise DkpError(f"{path}: is a directory, not a TOML file") from None
+    except OSError as err:
+        raise DkpError(f"{path}: cannot read it ({err.strerror or err})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise DkpError(f"{path}: not valid TOML ({err})") from None
 
 
+def _names_a_file(value: str) -> bool:
+    """A ``.toml`` suffix or a path separator says the user means a file, whatever else the value could be."""
+    return value.endswith(".toml") or any(sep and sep in value for sep in ("/", os.sep, os.altsep))
+
+
 def preset_path_or_text(preset: str) -> tuple[str, dict[str, Any]]:
-    """Resolve ``--preset``: a path to a TOML file, or the name of a preset shipped with the package."""
-    candidate = Path(preset)
-    if candidate.suffix == ".toml" or candidate.exists():
+    """Resolve ``--preset``: the name of a preset shipped with the package, or a TOML file.
+
+    A bare name is a shipped preset; it is a file only when no preset has that name and the file exists. A
+    directory is never a preset, so a data folder named like one (``taichi/`` next to ``data/``) cannot take the
+    shipped preset's place, and a bare name that is both a shipped preset and a file is refused as ambiguous.
+    """
+    names = preset_names()
+    candidate = Path(preset).expanduser()
+    shipped = ", ".join(names)
+    if _names_a_file(preset):
+        if candidate.is_dir():
+            raise DkpError(f"--preset {preset}: is a directory; a preset is a .toml file or a shipped name "
+                           f"({shipped})")
+        if not candidate.exists() and candidate.stem in names:
+            raise DkpError(f"--preset {preset}: no such file; the shipped preset is named {candidate.stem!r}, "
+                           "without a path or .toml")
         return str(candidate), read_toml(candidate)
-    shipped = resources.files("dkp_tui.presets") / f"{preset}.toml"
-    if not shipped.is_file():
-        raise DkpError(f"unknown preset {preset!r}; shipped presets: {', '.join(preset_names())}, or give a path")
-    return f"preset {preset}", tomllib.loads(shipped.read_text(encoding="utf-8"))
+    if preset in names:
+        if candidate.is_file():
+            raise DkpError(f"--preset {preset} is ambiguous: the shipped preset {preset!r} or the file ./{preset}; "
+                           f"pass ./{preset} for the file, or rename the file to use the shipped preset")
+        text = (resources.files("dkp_tui.presets") / f"{preset}.toml").read_text(encoding="utf-8")
+        return f"preset {preset}", tomllib.loads(text)
+    if candidate.is_file():
+        return str(candidate), read_toml(candidate)
+    what = f"{preset!r} is a directory, not a preset" if candidate.is_dir() else f"unknown preset {preset!r}"
+    raise DkpError(f"--preset {what}; shipped presets: {shipped}, or give the path of a .toml file")
 
 
 def load_config(preset: str | None = None, overrides: list[str] | None = None) -> Config:

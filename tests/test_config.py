@@ -1,8 +1,9 @@
+import sys
 from pathlib import Path
 
 import pytest
 
-from dkp_tui.config import Config, load_config, preset_names, valid_keys
+from dkp_tui.config import Config, load_config, override, preset_names, preset_path_or_text, valid_keys
 from dkp_tui.errors import DkpError
 
 
@@ -72,3 +73,46 @@ def test_resolved_config_round_trips_through_toml(tmp_path: Path):
     again = Config.from_dict(tomllib.loads(cfg.to_toml()))
     assert again == cfg
     assert len(valid_keys()) == sum(len(v) for v in cfg.to_dict().values())
+
+
+def test_a_folder_named_like_a_preset_does_not_replace_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    for name in preset_names():
+        (tmp_path / name).mkdir()
+        assert preset_path_or_text(name)[0] == f"preset {name}"
+    with pytest.raises(DkpError, match="is a directory"):
+        load_config("./taichi")
+    (tmp_path / "not-a-preset").mkdir()
+    with pytest.raises(DkpError, match="is a directory, not a preset"):
+        load_config("not-a-preset")
+
+
+def test_preset_files_by_path_by_suffix_and_ambiguous_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taichi").write_text("[model]\nn_keypoints = 4\n")
+    with pytest.raises(DkpError, match=r"ambiguous.*shipped preset 'taichi'.*\./taichi"):
+        load_config("taichi")
+    assert load_config("./taichi").model.n_keypoints == 4  # a path separator says "the file"
+    (tmp_path / "mine").write_text("[model]\nn_keypoints = 6\n")
+    assert load_config("mine").model.n_keypoints == 6  # a bare name that only a file has
+    (tmp_path / "mine.toml").write_text("[kd]\ngamma = 0.3\n")
+    assert load_config("mine.toml").kd.gamma == 0.3
+    with pytest.raises(DkpError, match="shipped preset is named 'h36m'"):
+        load_config("h36m.toml")  # no such file; the other reading is named
+    (tmp_path / "dir.toml").mkdir()
+    with pytest.raises(DkpError, match="is a directory"):
+        load_config("dir.toml")
+
+
+def test_set_takes_text_fields_as_written_and_override_quotes_anything():
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    cfg = load_config(None, ["data.dataset=2e3", "data.depth_tag=1.10", 'kd.layer="mid"', "train.hflip=false"])
+    assert (cfg.data.dataset, cfg.data.depth_tag, cfg.kd.layer, cfg.train.hflip) == ("2e3", "1.10", "mid", False)
+    odd = 'C:\\data\\"quoted" dir\x7f/😀'
+    cfg = load_config(None, [override("data.dataset", odd)])
+    assert cfg.data.dataset == odd
+    assert Config.from_dict(tomllib.loads(cfg.to_toml())).data.dataset == odd  # config.toml reads back

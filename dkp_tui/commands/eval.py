@@ -129,7 +129,9 @@ def _eval_command(
             if not preset:
                 raise DkpError("--runs needs --preset (the config the seeds are trained with)")
             if data is not None:
-                overrides.append(f'data.dataset="{data}"')
+                from dkp_tui.config import override
+
+                overrides.append(override("data.dataset", data))
             if device != "auto":
                 overrides.append(f'train.device="{device}"')
             from dkp_tui.eval.repeats import run_repeats, table

@@ -50,11 +50,13 @@ def _infer_command(
     With --onnx MODEL.onnx (or a .onnx file as RUN) the detector runs in onnxruntime instead of PyTorch, with
     the same output; that route does not import torch (needs the `export` extra).
     """
-    from dkp_tui.atomic import write_text
+    from dkp_tui.atomic import check_output_file, write_text
     from dkp_tui.eval.infer import run_inference, to_csv, to_json
 
     if fmt not in ("json", "csv"):
         raise DkpError(f"--format must be json or csv (got {fmt!r})")
+    if out is not None:
+        check_output_file(out, "--out")  # before the work, not after it
     model, sources = _model_and_inputs(run, list(inputs or []), onnx)
     from dkp_tui.commands.eval import log_warnings_to_stderr
 

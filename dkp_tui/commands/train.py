@@ -50,7 +50,7 @@ def _train_command(
     json_out: bool = typer.Option(False, "--json", help="Print the finished run's summary as JSON on stdout."),
 ) -> None:
     """Train the depth teacher or the (distilled) RGB student; weights, metrics and samples go to the run dir."""
-    from dkp_tui.config import load_config
+    from dkp_tui.config import load_config, override
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(_relaunch_torchrun(nproc))
@@ -67,7 +67,7 @@ def _train_command(
     if tensorboard:
         overrides.append("train.tensorboard=true")
     if perceptual_weights is not None:
-        overrides.append(f'loss.perceptual_weights="{perceptual_weights}"')
+        overrides.append(override("loss.perceptual_weights", perceptual_weights))
     if teacher not in ("", "depth"):
         raise DkpError(f"--teacher takes 'depth' (got {teacher!r})")
 
@@ -132,6 +132,9 @@ def _train_with_dashboard(run: Path | None, resume: Path | None) -> int:
     if run_dir is None:
         raise DkpError("--watch needs --run DIR (or --resume RUN) so the dashboard knows what to show")
     args = _strip_flag(sys.argv[1:], "--watch", takes_value=False)
+    from dkp_tui.atomic import check_output_dir
+
+    check_output_dir(run_dir, "--run" if resume is None else "--resume")
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     log = open(Path(run_dir).parent / f"{Path(run_dir).name}.train.log", "w")  # noqa: SIM115 - child owns it
     child = subprocess.Popen([sys.executable, "-m", "dkp_tui", *args, "--quiet"], stdout=log, stderr=log)

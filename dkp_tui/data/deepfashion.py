@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dkp_tui.data.prepare_common import Frame, Plan, Problem, SplitPlan
+from dkp_tui.data.prepare_common import Frame, Plan, Problem, SplitPlan, source_root
 from dkp_tui.errors import DkpError
 
 COCO17 = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -65,6 +65,8 @@ def read_label_json(path: Path) -> list[dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DkpError(f"{path}: missing (it holds the AlphaPose keypoints of the split)") from None
+    except OSError as err:
+        raise DkpError(f"{path}: unreadable ({err.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DkpError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
@@ -120,9 +122,7 @@ def _plan_split(root: Path, image_dir: Path, split: str, problems: list[Problem]
 
 def plan_deepfashion(root: str | Path) -> Plan:
     """Pair the CSV lists with the JSON keypoints (refusing any disagreement) and list both splits' images."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DkpError(f"{root}: no such directory (the DeepFashion root with data_train.csv and img/)")
+    root = source_root(root, "the DeepFashion root with data_train.csv and img/")
     image_dir = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
     if image_dir is None:
         raise DkpError(f"{root}: no img/ (or images/) folder with the In-shop images")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dkp_tui.data import images as im
-from dkp_tui.data.prepare_common import Frame, Plan, Problem, Reporter, SplitPlan
+from dkp_tui.data.prepare_common import Frame, Plan, Problem, Reporter, SplitPlan, source_root
 from dkp_tui.errors import DkpError
 
 ACTIONS = ("Directions", "Discussion", "Posing", "Waiting", "Greeting", "Walking")
@@ -146,10 +146,8 @@ def _action_notes(matched: dict[str, dict[str, list[str]]]) -> list[str]:
 
 def plan_h36m(root: str | Path, without_background: bool = False, reporter: Reporter | None = None) -> Plan:
     """List the six actions' frames of S1, S5-S9 (train = fit) and S11 (test) with their landmarks."""
-    root = Path(root)
+    root = source_root(root, "the processed Human3.6M root with S1, S5, ... folders")
     reporter = reporter or Reporter(enabled=False)
-    if not root.is_dir():
-        raise DkpError(f"{root}: no such directory (the processed Human3.6M root with S1, S5, ... folders)")
     _loadmat()  # fail early and clearly when scipy is missing
     matched: dict[str, dict[str, list[str]]] = {}
     train, train_marks = _plan_subjects(root, TRAIN_SUBJECTS, "train", without_background, matched)

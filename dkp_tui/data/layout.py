@@ -102,6 +102,8 @@ def read_manifest(root: str | Path) -> Manifest:
         raise DkpError(f"{root}: not a dkp data set (no {MANIFEST}); create one with `dkp prepare`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise DkpError(f"{path}: unreadable ({err.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DkpError(f"{path}: corrupt manifest ({err})") from None
     return Manifest.from_dict(data, str(path))
@@ -129,8 +131,8 @@ def _load(path: Path, mmap: bool) -> np.ndarray:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except FileNotFoundError:
         raise DkpError(f"missing file {path}; the data set is incomplete: rerun `dkp prepare --force`") from None
-    except ValueError as err:
-        raise DkpError(f"{path}: unreadable array ({err})") from None
+    except (ValueError, EOFError, OSError) as err:  # truncated, not an .npy, a directory, unreadable
+        raise DkpError(f"{path}: unreadable array ({err}); rerun `dkp prepare --force`") from None
 
 
 @dataclass
@@ -165,7 +167,10 @@ def open_split(root: str | Path, split: str, manifest: Manifest | None = None) -
         masks = _load(d / "masks.npy", mmap=True)
     names = None
     if (d / "names.json").is_file():
-        names = json.loads((d / "names.json").read_text(encoding="utf-8"))
+        try:
+            names = json.loads((d / "names.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DkpError(f"{d / 'names.json'}: corrupt ({err}); rerun `dkp prepare --force`") from None
     return SplitArrays(images, keypoints, visible, masks, names, info)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dkp_tui.atomic import write_json
+from dkp_tui.atomic import check_output_dir, write_json
 from dkp_tui.data import images as im
 from dkp_tui.data.layout import (
     LAYOUT_VERSION,
@@ -211,10 +211,9 @@ def _complete(out: Path, manifest: Manifest) -> bool:
 
 def reusable(out: Path, fp: str, force: bool) -> Manifest | None:
     """The existing manifest when ``out`` already holds this exact data set; refuses to clobber anything else."""
+    check_output_dir(out, "--out")
     if not out.exists():
         return None
-    if not out.is_dir():
-        raise DkpError(f"--out {out} is a file; give a directory")
     if (out / MANIFEST).is_file():
         try:
             manifest = read_manifest(out)
@@ -229,12 +228,17 @@ def reusable(out: Path, fp: str, force: bool) -> Manifest | None:
             raise DkpError(f"{out} already holds a {manifest.kind} data set prepared from different input or "
                            f"options; pass --force to rebuild it (depth caches are kept) or choose another --out")
         return None
+    refuse_foreign(out, force)
+    return None
+
+
+def refuse_foreign(out: Path, force: bool) -> None:
+    """A folder that holds something other than a data set is written into only with --force."""
     foreign = sorted(p.name for p in out.iterdir() if p.name not in OWNED | {"depth"} and not p.name.startswith("."))
     if foreign and not force:
         raise DkpError(f"--out {out} is not empty and is not a dkp data set (it holds {foreign[0]}"
                        f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}); choose an empty or new "
                        f"directory, or pass --force to write into it anyway")
-    return None
 
 
 def _clear(out: Path) -> None:
@@ -465,6 +469,7 @@ def prepare(plan: Plan, out: str | Path, image_size: int, *, force: bool = False
     workers = workers or default_workers()
     if image_size < 8:
         raise DkpError(f"--size {image_size} is too small (at least 8 px)")
+    _check_apart(out, plan.root)
     for note in plan.notes:
         reporter.note(note)
     fp = fingerprint(plan, image_size)
@@ -513,6 +518,16 @@ def prepare(plan: Plan, out: str | Path, image_size: int, *, force: bool = False
     return PrepareResult(out, manifest, False, problems, notes, time.monotonic() - start)
 
 
+def _check_apart(out: Path, root: Path) -> None:
+    """The output may not be the input's folder or hold it: the default --out of a preset (data/taichi) is also a
+    natural home for the download, and a rebuild clears train/, fit/, test/ and labels/ under --out."""
+    target, source = out.resolve(), Path(root).resolve()
+    if target == source or target in source.parents:
+        where = "is the input folder" if target == source else f"holds the input folder {root}"
+        raise DkpError(f"--out {out} {where}; writing the data set there would replace the input's own train/ "
+                       "(and more): choose another --out, e.g. data/<name>-prepared")
+
+
 def _drop_problems(plan: Plan, problems: Sequence[Problem]) -> None:
     by_split: dict[str, set[int]] = {}
     for p in problems:
@@ -546,6 +561,16 @@ def _manifest(plan: Plan, size: int, fp: str, n_skipped: int) -> Manifest:
     source = {**plan.source, "root": str(plan.root), "fingerprint": fp, "skipped": n_skipped}
     return Manifest(kind=plan.kind, image_size=size, splits=splits, joint_names=list(plan.joint_names),
                     skeleton=[tuple(e) for e in plan.skeleton], source=source)
+
+
+def source_root(root: str | Path, what: str) -> Path:
+    """The download's folder; an archive or other file given in its place is named as such."""
+    root = Path(root)
+    if root.is_file():
+        raise DkpError(f"{root}: is a file, not a folder ({what}); unpack the download and give its folder")
+    if not root.is_dir():
+        raise DkpError(f"{root}: no such directory ({what})")
+    return root
 
 
 def read_lines(path: str | Path) -> list[str]:

@@ -442,9 +442,12 @@ def read_taichi_gt_json(path: str | Path) -> TaichiGT:
     path = Path(path)
     where = str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise DkpError(f"{where}: missing") from None
+    except OSError as err:
+        raise DkpError(f"{where}: unreadable ({err.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DkpError(f"{where}: not valid JSON ({err})") from None
     frames = data.get("frames") if isinstance(data, dict) else data
@@ -457,7 +460,7 @@ def read_taichi_gt_json(path: str | Path) -> TaichiGT:
         raise DkpError(f"{where}: a frame lacks {err}") from None
     gt = validate_gt(names, [f.get("frame_number", 0) for f in frames], values, where)
     gt.source = path.name
-    gt.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    gt.sha256 = hashlib.sha256(raw).hexdigest()
     return gt
 
 

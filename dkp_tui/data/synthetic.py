@@ -26,8 +26,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dkp_tui.atomic import check_output_dir
 from dkp_tui.data import layout
 from dkp_tui.data.layout import Manifest, SplitInfo
+from dkp_tui.data.prepare_common import refuse_foreign
 from dkp_tui.data.synthetic_render import NOISE, PLAIN, STRIPES, Canvas, Paint, bar, capsule, patch
 from dkp_tui.depth import cache
 from dkp_tui.errors import DkpError
@@ -431,6 +433,8 @@ def _manifest(size: int, counts: dict[str, int], source: dict[str, Any]) -> Mani
 def _existing(root: Path, wanted: Manifest) -> Manifest | None:
     """The manifest already at ``root`` if it describes exactly ``wanted`` (and its depth is there), else None."""
     if not (root / layout.MANIFEST).is_file():
+        if root.is_dir():
+            refuse_foreign(root, force=False)
         return None
     have = layout.read_manifest(root)
     requested = {k: v for k, v in have.source.items() if k != "stats"}  # stats are facts of a build
@@ -540,8 +544,7 @@ def prepare(root: str | Path, size: int = 64, n_train: int = 4000, n_fit: int = 
             raise DkpError(f"--n-{split} must be at least 1 (got {n})")
     source = _source(params, seed, background)
     wanted = _manifest(size, counts, source)
-    if root.exists() and not root.is_dir():
-        raise DkpError(f"{root} exists and is not a directory")
+    check_output_dir(root, "--out")
     if not force:
         have = _existing(root, wanted)
         if have is not None:

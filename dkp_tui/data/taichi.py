@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dkp_tui.data import images as im
-from dkp_tui.data.prepare_common import Frame, Plan, Problem, Reporter, SplitPlan, read_lines
+from dkp_tui.data.prepare_common import Frame, Plan, Problem, Reporter, SplitPlan, read_lines, source_root
 from dkp_tui.data.safe_pickle import KNOWN_SHA256, TaichiGT, read_taichi_gt
 from dkp_tui.errors import DkpError
 
@@ -102,10 +102,8 @@ def _gt_facts(gt: TaichiGT, path: Path) -> dict[str, object]:
 def plan_taichi(root: str | Path, clips_from: str | Path | None = None, gt_train: str | Path | None = None,
                 gt_test: str | Path | None = None, reporter: Reporter | None = None) -> Plan:
     """Find the clips, read the ground truth safely and list every frame of the three splits."""
-    root = Path(root)
+    root = source_root(root, "the Taichi data root")
     reporter = reporter or Reporter(enabled=False)
-    if not root.is_dir():
-        raise DkpError(f"{root}: no such directory (the Taichi data root)")
     train_dir = root / "train"
     if not train_dir.is_dir():
         raise DkpError(f"{root}: no train/ folder (one frame folder or .mp4 per clip)")

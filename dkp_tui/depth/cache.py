@@ -64,7 +64,9 @@ def read_depth_manifest(dataset: str | Path, tag: str) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DkpError(f"{path}: missing; the depth cache is incomplete") from None
-    except json.JSONDecodeError as err:
+    except OSError as err:
+        raise DkpError(f"{path}: unreadable ({err.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DkpError(f"{path}: corrupt ({err})") from None
     if int(manifest.get("format_version", 0)) > DEPTH_FORMAT:
         raise DkpError(f"{path}: depth cache format {manifest.get('format_version')} is newer than this dkp "
@@ -113,7 +115,11 @@ class DepthArray:
             if not path.is_file():
                 raise DkpError(f"{path}: missing depth shard ({i + 1} of {n_shards}); "
                                f"finish the cache with `dkp depth {dataset}`")
-            self.shards.append(np.load(path, mmap_mode="r", allow_pickle=False))
+            try:
+                self.shards.append(np.load(path, mmap_mode="r", allow_pickle=False))
+            except (ValueError, OSError) as err:  # truncated by a full disk or an interrupted copy
+                raise DkpError(f"{path}: unreadable depth shard ({err}); rerun `dkp depth {dataset} --force`") \
+                    from None
         total = sum(len(s) for s in self.shards)
         if total != count:
             raise DkpError(f"{dataset}: depth cache {tag}/{split} holds {total} maps for {count} images")
@@ -213,7 +219,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DkpError(f"{path}: corrupt ({err}); --force recomputes the cache") from None
     if not isinstance(data, dict):
         raise DkpError(f"{path}: not a JSON object; --force recomputes the cache")

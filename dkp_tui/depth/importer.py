@@ -86,6 +86,12 @@ def probe(path: Path) -> tuple[int, int]:
     if path.suffix.lower() == ".png":
         from PIL import Image, UnidentifiedImageError
 
+        from dkp_tui.data.images import BadInput, quick_check
+
+        try:
+            quick_check(path)  # and its end marker: an interrupted copy cuts the end off, not the header
+        except BadInput as err:
+            raise DkpError(f"{path}: {err}") from None
         try:
             with Image.open(path) as im:
                 mode, (w, h) = im.mode, im.size
@@ -105,12 +111,16 @@ def probe(path: Path) -> tuple[int, int]:
 
 
 def read_map(path: Path) -> np.ndarray:
-    if path.suffix.lower() == ".png":
-        from PIL import Image
+    """The whole map; ``probe`` read only the header, so damage further in shows up here, as one line."""
+    try:
+        if path.suffix.lower() == ".png":
+            from PIL import Image
 
-        with Image.open(path) as im:
-            return np.asarray(im, dtype=np.float32)
-    arr = np.load(path, allow_pickle=False)
+            with Image.open(path) as im:
+                return np.asarray(im, dtype=np.float32)
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DkpError(f"{path}: unreadable depth map ({err})") from None
     return (arr[..., 0] if arr.ndim == 3 else arr).astype(np.float32)
 
 
@@ -156,7 +166,9 @@ def import_depth(dataset: str | Path, source: str | Path, *, splits: str | None 
     if batch_size < 1 or shard_size < 1:
         raise DkpError("--batch-size and --shard-size must be at least 1")
     if not source.is_dir():
-        raise DkpError(f"--import {source}: no such directory")
+        what = "is a file; give the folder of depth maps (unpack an archive first)" if source.exists() \
+            else "no such directory"
+        raise DkpError(f"--import {source}: {what}")
     tag = cache.check_tag(tag or DEFAULT_TAG)
     data_manifest = read_manifest(dataset)
     plans, aliases = physical_splits(dataset, data_manifest, splits)

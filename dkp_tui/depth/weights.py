@@ -63,25 +63,43 @@ def _directory_name(path: Path) -> str:
     return path.name
 
 
+def _path_only(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.endswith("/") or not _REPO_ID.match(spec)
+
+
 def resolve_model(spec: str) -> ModelSource:
-    """A local directory or a hub id, located without importing transformers (a clear error when neither)."""
+    """A local directory or a hub id, located without importing transformers (a clear error when neither).
+
+    A value shaped like a hub id (``Intel/dpt-swinv2-large-384``) means a local directory only when that directory
+    is a model (holds config.json): a folder that merely shares the id's name does not hide the hub model. Write
+    ``./name`` to mean the directory whatever it holds.
+    """
     path = Path(spec).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise DkpError(f"--model {spec}: not a model directory (no config.json); it needs config.json, "
-                           "preprocessor_config.json and the weights (model.safetensors)")
+    is_model_dir = path.is_dir() and (path / "config.json").is_file()
+    if is_model_dir:
         resolved = path.resolve()
         revision = resolved.name if _HEX40.match(resolved.name) else None
         return ModelSource(spec, resolved, None, revision, _directory_name(resolved))
-    if path.exists():
-        raise DkpError(f"--model {spec}: is a file; pass a model directory or a Hugging Face id like {DEFAULT_MODEL}")
-    if spec.startswith((".", "/", "~")) or spec.endswith("/") or not _REPO_ID.match(spec):
+    if _path_only(spec):
+        if path.is_dir():
+            raise DkpError(f"--model {spec}: not a model directory (no config.json); it needs config.json, "
+                           "preprocessor_config.json and the weights (model.safetensors)")
+        if path.exists():
+            raise DkpError(f"--model {spec}: is a file; pass a model directory or a Hugging Face id like "
+                           f"{DEFAULT_MODEL}")
         raise DkpError(f"--model {spec}: no such directory, and not a Hugging Face model id like {DEFAULT_MODEL}")
     snapshot = _cached_snapshot(spec)
     name = spec.split("/")[-1]
     if snapshot is not None:
         return ModelSource(spec, snapshot, spec, snapshot.name, name)
     return ModelSource(spec, None, spec, None, name)
+
+
+def _shadow_note(repo_id: str) -> str:
+    """Names the other reading when a local path shares the hub id's name (it was not a model directory)."""
+    if not Path(repo_id).expanduser().exists():
+        return ""
+    return f" (./{repo_id} exists but is not a model directory, no config.json, so it was read as a hub id)"
 
 
 def _cached_snapshot(repo_id: str) -> Path | None:
@@ -97,7 +115,8 @@ def _missing(repo_id: str, reason: str) -> DkpError:
     return DkpError(
         f"depth model {repo_id} is not in the Hugging Face cache ({hub_cache_dir()}) and {reason}: download it "
         f"once where there is network (it is stored under HF_HOME), set HF_HOME to a cache that has it, or pass "
-        f"--model PATH to a local directory with config.json, preprocessor_config.json and the weights")
+        f"--model PATH to a local directory with config.json, preprocessor_config.json and the weights"
+        f"{_shadow_note(repo_id)}")
 
 
 def _probe(repo_id: str) -> None:
@@ -111,7 +130,7 @@ def _probe(repo_id: str) -> None:
         raise _missing(repo_id, f"{hub_endpoint()} cannot be reached ({type(err).__name__})") from None
     if response.status_code in (401, 403, 404):
         raise DkpError(f"--model {repo_id}: not found on {hub_endpoint()} (HTTP {response.status_code}): check the "
-                       "id (a gated model needs `hf auth login`), or pass --model PATH")
+                       f"id (a gated model needs `hf auth login`), or pass --model PATH{_shadow_note(repo_id)}")
     if response.status_code >= 500:
         raise _missing(repo_id, f"{hub_endpoint()} answered HTTP {response.status_code}")
 

@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dkp_tui.atomic import check_output_dir
 from dkp_tui.errors import DkpError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -77,7 +78,10 @@ def collect_sources(inputs: Sequence[str | Path]) -> list[Source]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as err:
+        raise DkpError(f"{path}: unreadable ({err.strerror})") from None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise DkpError(f"{path}: not a readable image (corrupt or truncated?)")
@@ -286,6 +290,8 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
         raise DkpError("--batch-size and --stride must be >= 1")
     if crop not in CROPS:
         raise DkpError(f"--crop must be one of {', '.join(CROPS)}")
+    if overlay_dir is not None:
+        check_output_dir(overlay_dir, "--overlay")
     sources = collect_sources(inputs)
     model = open_model(run, device)
     if model.role == "teacher":

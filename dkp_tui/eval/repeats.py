@@ -106,8 +106,9 @@ def summarize(plan: Plan, records: Sequence[dict[str, Any]], preset: str, n_runs
 def run_repeats(preset: str, n_runs: int, compare: bool, out: Path, overrides: Sequence[str] = (), *,
                 one_teacher: bool = False, device: str = "auto", batch_size: int = 64, progress: bool = True,
                 train_fn: TrainFn | None = None) -> dict[str, Any]:
-    from dkp_tui.atomic import write_json
+    from dkp_tui.atomic import check_output_dir, write_json
 
+    check_output_dir(out, "--out")
     plan = plan_repeats(preset, n_runs, compare, out, overrides, one_teacher)
     records = run_jobs(plan.jobs, device=device, batch_size=batch_size, progress=progress, train_fn=train_fn)
     summary = summarize(plan, records, preset, n_runs)

@@ -133,9 +133,10 @@ def summarize(plan: SweepPlan, records: Sequence[dict[str, Any]], preset: str, g
 def run_sweep(preset: str, gammas: Sequence[float], layers: Sequence[str], seeds: Sequence[int], out: Path,
               overrides: Sequence[str] = (), *, teacher_run: Path | None = None, device: str = "auto",
               batch_size: int = 64, progress: bool = True, train_fn: TrainFn | None = None) -> dict[str, Any]:
-    from dkp_tui.atomic import write_json
+    from dkp_tui.atomic import check_output_dir, write_json
     from dkp_tui.viz import save_png
 
+    check_output_dir(out, "--out")
     plan = plan_sweep(preset, gammas, layers, seeds, out, overrides, teacher_run)
     records = run_jobs(plan.jobs, device=device, batch_size=batch_size, progress=progress, train_fn=train_fn)
     summary = summarize(plan, records, preset, gammas, layers, seeds)

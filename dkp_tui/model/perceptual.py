@@ -60,6 +60,8 @@ def vgg16_trunk() -> nn.Sequential:
 
 
 def _read_state_dict(path: Path) -> Mapping[str, Tensor]:
+    if path.is_dir():
+        raise DkpError(f"--perceptual-weights {path}: is a directory; give the weights file ({VGG16_FILE})")
     if not path.is_file():
         raise DkpError(f"--perceptual-weights: file not found: {path}")
     try:

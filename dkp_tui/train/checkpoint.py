@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dkp_tui.atomic import write_json, write_with
@@ -84,7 +85,8 @@ def load_checkpoint(run: str | Path) -> tuple[int, dict[str, torch.Tensor], dict
         tensors = load_file(str(ckpt / meta["tensors"]))
     except FileNotFoundError as err:
         raise DkpError(f"{run}: no usable checkpoint ({err.filename} missing); cannot resume") from None
-    except (json.JSONDecodeError, KeyError, ValueError, OSError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, OSError,
+            SafetensorError) as err:
         raise DkpError(f"{ckpt}: corrupt checkpoint ({err}); cannot resume") from None
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}

@@ -16,6 +16,7 @@ import psutil
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from dkp_tui.atomic import check_output_dir
 from dkp_tui.config import Config
 from dkp_tui.data.loader import BatchLoader
 from dkp_tui.errors import DkpError
@@ -30,6 +31,7 @@ from dkp_tui.train.progress import TrainProgress
 from dkp_tui.train.runs import (
     METRICS,
     ROLES,
+    RUN_FILES,
     SAMPLES,
     WEIGHTS,
     RunInfo,
@@ -91,16 +93,12 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
     elif is_run_dir(run_dir):
         raise DkpError(f"{run_dir} already holds a run; continue it with `dkp train --resume {run_dir}` "
                        "or choose another --run")
-    distributed.barrier(dist_info)  # every rank has looked at the directory before rank 0 writes to it
-    if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_run_config(run_dir, cfg)
-        if not resume:
-            info = RunInfo(role=role, status="running", step=0, total_steps=t.iterations, seed=t.seed,
-                           teacher_run=str(teacher_run) if teacher_run else None, created=time.time())
-        info.status, info.total_steps, info.message = "running", t.iterations, ""
-        write_run_info(run_dir, info)
-    distributed.barrier(dist_info)
+    check_output_dir(run_dir, "--run")
+    if not resume and run_dir.is_dir():
+        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
+        if foreign:  # e.g. --run data/taichi: the run's files would land among the data set's
+            raise DkpError(f"--run {run_dir} is not empty and holds no run (it holds {foreign[0]}); choose a new "
+                           "or empty directory")
 
     # -- data: the teacher trains on depth, the student on RGB (plus depth for its teacher) ------------
     loader = BatchLoader(cfg.data.dataset, cfg.data.split, cfg.model.image_size, t.batch_size, t.seed,
@@ -129,6 +127,19 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
         torch.set_rng_state(rng["torch"])
         if meta.get("scaler"):
             scaler.load_state_dict(meta["scaler"])
+    # the run directory is written only now that the data, the weights and the teacher have been accepted: a
+    # refused input leaves nothing behind (and never a run that says "running")
+    distributed.barrier(dist_info)  # every rank has looked at the directory before rank 0 writes to it
+    if dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(run_dir, cfg)
+        if not resume:
+            info = RunInfo(role=role, status="running", step=0, total_steps=t.iterations, seed=t.seed,
+                           teacher_run=str(teacher_run) if teacher_run else None, created=time.time())
+        info.status, info.total_steps, info.message = "running", t.iterations, ""
+        write_run_info(run_dir, info)
+    distributed.barrier(dist_info)
+
     raw_model = model
     if dist_info.enabled:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if device.type == "cuda" else model

@@ -38,6 +38,7 @@ METRICS = "metrics.jsonl"
 SAMPLES = "samples"
 EVAL_JSON = "eval.json"
 ROLES = ("teacher", "student")
+RUN_FILES = frozenset({RUN_JSON, CONFIG_TOML, WEIGHTS, CKPT_DIR, METRICS, SAMPLES, EVAL_JSON})  # what a run writes
 
 
 @dataclass
@@ -77,8 +78,12 @@ def read_run_info(run: str | Path) -> RunInfo:
         raise DkpError(f"{run}: not a dkp run directory (no {RUN_JSON})")
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise DkpError(f"{path}: unreadable ({err.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DkpError(f"{path}: corrupt ({err})") from None
+    if not isinstance(d, dict):
+        raise DkpError(f"{path}: corrupt (not a JSON object)")
     _check_version(d, str(path))
     known = set(RunInfo.__dataclass_fields__)
     return RunInfo(**{k: v for k, v in d.items() if k in known})
@@ -121,7 +126,8 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise DkpError(f"{path}: not a readable safetensors file ({err})") from None
-    _check_version({"format_version": int(metadata.get("format_version", RUN_FORMAT)),
+    version = metadata.get("format_version", str(RUN_FORMAT))
+    _check_version({"format_version": int(version) if version.isdigit() else None,
                     "dkp_version": metadata.get("dkp_version")}, str(path))
     return tensors, metadata
 
@@ -129,16 +135,26 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
 def config_from_weights(metadata: dict[str, str], where: str) -> Config:
     if "config" not in metadata:
         raise DkpError(f"{where}: no config in the safetensors metadata; not a dkp model")
-    return Config.from_dict(json.loads(metadata["config"]), source=where)
+    try:
+        data = json.loads(metadata["config"])
+    except json.JSONDecodeError as err:
+        raise DkpError(f"{where}: the config in the safetensors metadata is not JSON ({err}); not a dkp model") \
+            from None
+    if not isinstance(data, dict):
+        raise DkpError(f"{where}: the config in the safetensors metadata is not a table; not a dkp model")
+    return Config.from_dict(data, source=where)
 
 
 def append_eval(run: str | Path, record: dict[str, Any]) -> None:
     path = Path(run) / EVAL_JSON
-    records: list[dict[str, Any]] = []
+    records: Any = []
     if path.is_file():
         try:
             records = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            records = None
+        if not isinstance(records, list):  # damaged: kept aside for its owner, never silently overwritten
+            path.replace(path.with_name(f"{EVAL_JSON}.corrupt"))
             records = []
     records.append(record)
     write_json(path, records)

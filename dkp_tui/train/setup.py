@@ -129,14 +129,14 @@ def load_teacher_detector(teacher_run: Path, cfg: Config, device: torch.device):
         raise DkpError(f"{teacher_run}: role is {meta.get('role')!r}, not a depth teacher "
                        "(train one with `dkp train --teacher depth`)")
     if tcfg.model.n_keypoints != cfg.model.n_keypoints:
-        raise DkpError(f"teacher has K={tcfg.model.n_keypoints} keypoints, the student K={cfg.model.n_keypoints}; "
-                       "they must match")
+        raise DkpError(f"--teacher-run {teacher_run}: teacher has K={tcfg.model.n_keypoints} keypoints, the student "
+                       f"K={cfg.model.n_keypoints}; they must match")
     if tcfg.model.image_size != cfg.model.image_size:
-        raise DkpError(f"teacher image size {tcfg.model.image_size} differs from the student's "
-                       f"{cfg.model.image_size}; they must match")
+        raise DkpError(f"--teacher-run {teacher_run}: teacher image size {tcfg.model.image_size} differs from the "
+                       f"student's {cfg.model.image_size}; they must match")
     if cfg.kd.layer not in ("output", "output_prob") and tcfg.model.width != cfg.model.width:
-        raise DkpError(f"kd.layer={cfg.kd.layer} compares hidden features, so teacher width {tcfg.model.width} "
-                       f"must equal the student's {cfg.model.width}")
+        raise DkpError(f"--teacher-run {teacher_run}: kd.layer={cfg.kd.layer} compares hidden features, so teacher "
+                       f"width {tcfg.model.width} must equal the student's {cfg.model.width}")
     detector = Detector(tcfg.model.n_keypoints, width=tcfg.model.width, image_size=tcfg.model.image_size)
     state = {k[len("detector."):]: v for k, v in tensors.items() if k.startswith("detector.")}
     missing, unexpected = detector.load_state_dict(state, strict=False)

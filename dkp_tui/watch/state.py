@@ -346,7 +346,8 @@ class WatchState:
     def __init__(self, root: str | os.PathLike[str], clock: Callable[[], float]) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise DkpError(f"{self.root}: no such directory (give a run directory or a directory of runs)")
+            what = "is a file, not a directory" if self.root.exists() else "no such directory"
+            raise DkpError(f"{self.root}: {what} (give a run directory or a directory of runs)")
         self.clock = clock
         self.runs: list[RunModel] = []
         self.selected = 0

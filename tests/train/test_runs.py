@@ -75,3 +75,14 @@ def test_checkpoint_restores_optimizer_and_rng(tmp_path: Path):
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters(), strict=True))
     # nothing in the checkpoint is a pickle
     assert {p.suffix for p in (tmp_path / "checkpoint").iterdir()} == {".json", ".safetensors"}
+
+
+def test_a_damaged_eval_json_is_kept_aside_not_overwritten(tmp_path: Path):
+    from dkp_tui.train.runs import EVAL_JSON, append_eval
+
+    (tmp_path / EVAL_JSON).write_text('[{"value": 1.0}, {"val')  # cut off by a full disk
+    append_eval(tmp_path, {"value": 2.0})
+    assert json.loads((tmp_path / EVAL_JSON).read_text()) == [{"value": 2.0}]
+    assert (tmp_path / f"{EVAL_JSON}.corrupt").read_text() == '[{"value": 1.0}, {"val'
+    append_eval(tmp_path, {"value": 3.0})
+    assert [r["value"] for r in json.loads((tmp_path / EVAL_JSON).read_text())] == [2.0, 3.0]
