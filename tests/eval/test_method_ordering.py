@@ -1,12 +1,14 @@
-"""The product's claim on a reduced scale: on the cluttered synthetic set, the distilled student beats the
-image-only student (issue 9). About two minutes on 2 CPU cores, so it runs in CI.
+"""The product's claim on a reduced scale, as CI can afford it (about 2-3 minutes on 2 CPU cores).
 
-Reduced version of `dkp eval --runs 3 --compare --preset synthetic-cpu`: 1,000 training images instead of 4,000
-and 250 iterations instead of 500, one seed. The threshold is set from the spread measured on this reduced
-version over seeds 0-4 (docs/results.md, "The CI check"): distilled / student-only was 0.72, 0.76, 0.84, 0.83,
-0.75 (mean 0.78, std 0.05), the image-only error 15.8-17.7; 0.9 is mean + 2.4 std, and a student that gains
-nothing from its teacher sits at ~1. The on-figure fraction is not asserted: at 250 iterations two teachers in
-five were weak (on figure 0.18-0.20) and their students followed them.
+Reduced version of `dkp eval --runs 3 --compare --preset synthetic-cpu` on the cluttered set: 1,000 training
+images instead of 4,000, 250 iterations instead of 500, one seed. Two things must hold:
+
+* the image-only student is a keypoint model: its error is well below what the constant mean pose of the fit
+  split scores (issue 16: with the pixel loss it used to sit at ~0.9x the mean pose);
+* the distilled student beats the image-only student, and the depth teacher is the best of the three.
+
+The thresholds come from the spread measured on this reduced version over seeds 0-2 (docs/results.md, "The CI
+check"), next to MAX_ONLY_VS_MEAN_POSE and MAX_RATIO below.
 """
 
 from __future__ import annotations
@@ -18,23 +20,34 @@ import pytest
 from dkp_tui.data.synthetic import generate_dataset
 from dkp_tui.eval.repeats import run_repeats
 
-MAX_RATIO = 0.9  # distilled / student-only, mean L2 x100
+# Measured on this reduced version, seeds 0 / 1 / 2, one thread (mean pose 17.27):
+#   image-only 13.46 / 12.99 / 12.85, i.e. 0.78 / 0.75 / 0.74 of the mean pose (mean 0.76, std 0.02); the old
+#   pixel-loss student scored 15.8-17.7 here (0.91-1.02), so 0.85 (mean + 4.6 std) fails a student that learned
+#   nothing and passes this one with room for multi-threaded run-to-run noise;
+#   distilled 10.65 / 10.27 / 10.63, i.e. 0.79 / 0.79 / 0.83 of image-only (mean 0.80, std 0.02): 0.9 is mean
+#   + 4.7 std, and a student that gains nothing from its teacher sits at ~1;
+#   teacher 3.94 / 5.55 / 4.30, always the best.
+MAX_ONLY_VS_MEAN_POSE = 0.85
+MAX_RATIO = 0.9
 
 
-def reduced_comparison(out: Path, n_runs: int = 1, iterations: int = 250) -> dict[str, dict]:
-    """Train teacher, student-only and distilled student for seeds 0..n_runs-1; the summary rows by variant."""
+def reduced_comparison(out: Path, n_runs: int = 1, iterations: int = 250) -> dict:
+    """Train teacher, student-only and distilled student for seeds 0..n_runs-1; the summary by variant."""
     data = out / "data"
     generate_dataset(data, size=64, n_train=1000, n_fit=300, n_test=200, background="cluttered", seed=0,
                      progress=False)
     overrides = [f'data.dataset="{data}"', f"train.iterations={iterations}",
                  'train.device="cpu"', "train.sample_every=100000", "train.checkpoint_every=100000"]
     summary = run_repeats("synthetic-cpu", n_runs, True, out / "runs", overrides, device="cpu", progress=False)
-    return {row["variant"]: row for row in summary["rows"]}
+    return {"rows": {row["variant"]: row for row in summary["rows"]}, "mean_pose": summary["mean_pose"]["value"]}
 
 
 @pytest.mark.slow
-def test_distilled_student_beats_image_only_student_on_clutter(tmp_path: Path):
-    rows = reduced_comparison(tmp_path)
+def test_image_only_student_learns_and_the_distilled_student_beats_it(tmp_path: Path):
+    result = reduced_comparison(tmp_path)
+    rows, mean_pose = result["rows"], result["mean_pose"]
     only, distilled, teacher = rows["student-only"]["mean"], rows["distilled"]["mean"], rows["teacher"]["mean"]
+    assert only < MAX_ONLY_VS_MEAN_POSE * mean_pose, (
+        f"the image-only student ({only:.2f}) learned no keypoints: the mean pose scores {mean_pose:.2f}")
     assert teacher < distilled, f"the depth teacher ({teacher:.2f}) should be the best of the three"
     assert distilled < MAX_RATIO * only, f"distilled {distilled:.2f} vs image-only {only:.2f}"
