@@ -133,6 +133,10 @@ def load_vgg16_features(weights_path: str | None = None) -> nn.Module:
     return trunk.eval()
 
 
+def _pixel_l1(recon: Tensor, target: Tensor) -> Tensor:
+    return (recon.float() - target.float()).abs().mean()
+
+
 class ReconstructionLoss(nn.Module):
     """L_p between the reconstruction and the unmasked input, both images in [-1, 1].
 
@@ -194,11 +198,9 @@ class ReconstructionLoss(nn.Module):
         if self.kind == "structure":
             sigmas = tuple(s * self.structure_scale * recon.shape[-1] / 64 for s in STRUCTURE_SIGMAS_64PX)
             loss = structure_loss(recon, target, sigmas)
-            if self.pixel_weight:
-                loss = loss + self.pixel_weight * (recon.float() - target.float()).abs().mean()
-            return loss
+            return loss + self.pixel_weight * _pixel_l1(recon, target) if self.pixel_weight else loss
         if self.vgg is None:
-            return (recon.float() - target.float()).abs().mean()
+            return _pixel_l1(recon, target)
         if self.micro_batch and torch.is_grad_enabled() and recon.requires_grad:
             return self._micro_batched(recon, target.detach())
         return self._feature_loss(recon, target)

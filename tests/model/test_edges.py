@@ -179,3 +179,16 @@ def test_fast_never_allocates_per_edge_maps() -> None:
     with LargestTensor() as probe:
         edge_maps(kp, w, 5e-5, size).sum().backward()
     assert probe.numel <= batch * (k * (k - 1) // 2) * size * size // 8
+
+
+def test_edge_floor_adds_a_minimum_weight_to_every_edge():
+    from dkp_tui.model.edges import EdgeGraph
+
+    torch.manual_seed(0)
+    plain = EdgeGraph(5)
+    floored = EdgeGraph(5, floor=0.05)
+    floored.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(floored.weights(), plain.weights() + 0.05)
+    matrix = floored.weight_matrix()
+    assert float(matrix.diagonal().abs().max()) == 0.0  # no self-edges
+    torch.testing.assert_close(matrix, plain.weight_matrix() + 0.05 * (1 - torch.eye(5)))
