@@ -23,13 +23,9 @@ from torch import Tensor
 DOG_RATIO = 1.6  # the DoG's outer / inner sigma, the usual approximation of a Laplacian of Gaussian
 
 
-def gaussian_kernel1d(sigma: float, max_radius: int | None = None, device: torch.device | None = None,
-                      dtype: torch.dtype = torch.float32) -> Tensor:
-    """A normalised 1-D Gaussian of radius ceil(3 sigma), cut to ``max_radius`` (reflect padding needs radius <
-    the image side)."""
+def gaussian_kernel1d(sigma: float, device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """A normalised 1-D Gaussian of radius ceil(3 sigma)."""
     radius = max(1, math.ceil(3.0 * sigma))
-    if max_radius is not None:
-        radius = min(radius, max_radius)
     x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     return k / k.sum()
@@ -38,8 +34,11 @@ def gaussian_kernel1d(sigma: float, max_radius: int | None = None, device: torch
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur of every channel, reflect-padded so borders do not read as edges."""
     c = x.shape[1]
-    k = gaussian_kernel1d(sigma, min(x.shape[-1], x.shape[-2]) - 1, x.device, x.dtype)
+    k = gaussian_kernel1d(sigma, x.device, x.dtype)
     r = k.numel() // 2
+    r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
+    k = k[k.numel() // 2 - r: k.numel() // 2 + r + 1]
+    k = k / k.sum()
     x = F.pad(x, (r, r, 0, 0), mode="reflect")
     x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     x = F.pad(x, (0, 0, r, r), mode="reflect")
