@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 DOG_RATIO = 1.6  # the DoG's outer / inner sigma, the usual approximation of a Laplacian of Gaussian
@@ -31,18 +30,37 @@ def gaussian_kernel1d(sigma: float, device: torch.device | None = None, dtype: t
     return k / k.sum()
 
 
+def blur_matrix(n: int, kernel: Tensor) -> Tensor:
+    """(n, n): the 1-D convolution with ``kernel`` (odd length, at most 2n - 1) under reflect padding, as a
+    matrix, so that a separable blur is two small matrix products. On a CPU these are ~4x faster than the
+    equivalent depthwise convolutions, forward and backward; the sums are the same up to float rounding."""
+    r = kernel.numel() // 2
+    rows = torch.arange(n, device=kernel.device).repeat_interleave(2 * r + 1)
+    cols = rows + torch.arange(-r, r + 1, device=kernel.device).repeat(n)
+    cols = torch.where(cols < 0, -cols, cols)
+    cols = torch.where(cols > n - 1, 2 * (n - 1) - cols, cols)
+    m = torch.zeros(n, n, device=kernel.device, dtype=kernel.dtype)
+    return m.index_put_((rows, cols), kernel.repeat(n), accumulate=True)
+
+
+_MATRICES: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+
+def _blur_matrices(h: int, w: int, sigma: float, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    key = (h, w, sigma, device, dtype)
+    if key not in _MATRICES:
+        k = gaussian_kernel1d(sigma, device, dtype)
+        r = min(k.numel() // 2, w - 1, h - 1)  # a kernel wider than the image is cut (reflection needs r < n)
+        k = k[k.numel() // 2 - r: k.numel() // 2 + r + 1]
+        k = k / k.sum()
+        _MATRICES[key] = (blur_matrix(h, k), blur_matrix(w, k).T.contiguous())
+    return _MATRICES[key]
+
+
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur of every channel, reflect-padded so borders do not read as edges."""
-    c = x.shape[1]
-    k = gaussian_kernel1d(sigma, x.device, x.dtype)
-    r = k.numel() // 2
-    r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
-    k = k[k.numel() // 2 - r: k.numel() // 2 + r + 1]
-    k = k / k.sum()
-    x = F.pad(x, (r, r, 0, 0), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    x = F.pad(x, (0, 0, r, r), mode="reflect")
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    rows, cols = _blur_matrices(x.shape[-2], x.shape[-1], sigma, x.device, x.dtype)
+    return rows @ x @ cols
 
 
 def band_energy(x: Tensor, sigma: float) -> Tensor:
