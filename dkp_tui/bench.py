@@ -295,7 +295,7 @@ def measure_loader(cfg: Config, n_batches: int = 0) -> dict[str, Any]:
 def measure_depth_cache(dataset: Path, split: str = "train", batch: int = 64, tag: str = "",
                         budget_s: float = 1.0) -> dict[str, Any]:
     """Images/s reading the uint16 depth cache in shuffled batches and decoding to [-1, 1] float32 tensors."""
-    from dkp_tui.depth.cache import open_depth
+    from dkp_tui.data.depth_cache import open_depth
 
     depth = open_depth(dataset, split, tag)
     order = np.random.default_rng(0).permutation(len(depth))

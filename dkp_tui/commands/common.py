@@ -13,14 +13,11 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 
+from dkp_tui.console import console as console  # re-exported: the commands print on it
 from dkp_tui.errors import DkpError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-console = Console(stderr=True)  # progress and tables for people go to stderr; --json output goes to stdout
-
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM raised as an interrupt, so that every ``except KeyboardInterrupt`` (the training loop's, which records

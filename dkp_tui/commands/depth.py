@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
-from dkp_tui.depth.cache import DEFAULT_SHARD_SIZE
+from dkp_tui.data.depth_cache import DEFAULT_SHARD_SIZE
 from dkp_tui.errors import DkpError
 
 DEFAULT_MODEL = "Intel/dpt-swinv2-large-384"  # = dkp_tui.depth.midas.DEFAULT_MODEL (not imported: keeps --help fast)

@@ -7,7 +7,7 @@
 <dataset>/<split>/visible.npy          bool   N x J, False where a joint is missing
 <dataset>/<split>/masks.npy            uint8  N x H x W, figure mask (optional; synthetic, H36M)
 <dataset>/<split>/names.json           list of N source ids (file names, clip/frame), optional
-<dataset>/depth/<tag>/manifest.json    depth cache manifest (see dkp_tui.depth.cache)
+<dataset>/depth/<tag>/manifest.json    depth cache manifest (see dkp_tui.data.depth_cache)
 <dataset>/depth/<tag>/<split>/shard-NNNNN.npy   uint16 n x H x W, round(d * 65535), near = 65535
 ```
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dkp_tui.data.depth_cache import open_depth
 from dkp_tui.data.layout import open_split, read_manifest
-from dkp_tui.depth.cache import open_depth
 from dkp_tui.errors import DkpError
 
 _PERM_STREAM, _FLIP_STREAM = 0, 1  # independent RNG streams under one seed

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dkp_tui.data import depth_cache as cache
 from dkp_tui.data.layout import manifest_hash, open_split, read_manifest
-from dkp_tui.depth import cache
 from dkp_tui.depth.normalise import (
     ENCODING,
     NORMALISATION,

@@ -31,8 +31,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from dkp_tui.data import depth_cache as cache
 from dkp_tui.data.layout import Manifest, open_split
-from dkp_tui.depth import cache
 from dkp_tui.errors import DkpError
 
 

@@ -166,7 +166,7 @@ def evaluate_run(req: EvalRequest, *, save: bool = True, reuse: bool = False,
     kind = "depth" if role == "teacher" else "rgb"
     depth_tag = ""
     if kind == "depth":
-        from dkp_tui.depth.cache import resolve_tag
+        from dkp_tui.data.depth_cache import resolve_tag
 
         depth_tag = resolve_tag(dataset, cfg.data.depth_tag)
     options: dict[str, Any] = {"image_size": cfg.model.image_size}

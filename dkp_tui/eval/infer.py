@@ -311,7 +311,7 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from dkp_tui.commands.common import console
+        from dkp_tui.console import console
 
         bar = Progress(TextColumn("[bold]infer"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
                        TimeRemainingColumn(), console=console)

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from dkp_tui.cli import app
 from dkp_tui.config import load_config
+from dkp_tui.data.depth_cache import open_depth, read_depth_manifest
 from dkp_tui.data.layout import open_split, read_manifest
-from dkp_tui.depth.cache import open_depth, read_depth_manifest
 from dkp_tui.train import loop
 from dkp_tui.train.runs import WEIGHTS, load_weights
 

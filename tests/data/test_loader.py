@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from dkp_tui.data import depth_cache as cache
 from dkp_tui.data import layout
 from dkp_tui.data.loader import BatchLoader, eval_batches, images_to_tensor
-from dkp_tui.depth import cache
 from dkp_tui.errors import DkpError
 
 N, SIZE = 42, 32

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dkp_tui.cli import app
+from dkp_tui.data import depth_cache as cache
 from dkp_tui.data import layout
 from dkp_tui.data.synthetic import (
     DEFAULT,
@@ -23,7 +24,6 @@ from dkp_tui.data.synthetic import (
     render_sample,
     sample_rng,
 )
-from dkp_tui.depth import cache
 from dkp_tui.errors import DkpError
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dkp_tui.depth import cache
+from dkp_tui.data import depth_cache as cache
 from dkp_tui.depth.normalise import encode_unit, invert_depth, minmax_normalise, resize_maps
 from dkp_tui.depth.weights import resolve_model, weights_sha256
 from dkp_tui.errors import DkpError

@@ -27,8 +27,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from dkp_tui.config import load_config
+from dkp_tui.data.depth_cache import list_tags
 from dkp_tui.data.layout import save_array
-from dkp_tui.depth.cache import list_tags
 from dkp_tui.train import loop
 from dkp_tui.train.runs import load_weights, read_run_info
 
