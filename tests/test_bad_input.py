@@ -399,6 +399,13 @@ def eval_runs_with_a_folder_named_deepfashion(env: Env, cwd: Path):
 
 
 @case
+def eval_runs_with_a_folder_named_synthetic_cpu_long(env: Env, cwd: Path):
+    (cwd / "synthetic-cpu-long").mkdir()  # the preset's data set (data/synthetic-cpu) is missing, not the preset
+    return ["eval", "--runs", 3, "--compare", "--preset", "synthetic-cpu-long", "--out", "runs/e", "-q"], \
+        "data/synthetic-cpu"
+
+
+@case
 def eval_truncated_safetensors(env: Env, cwd: Path):
     return ["eval", env.truncated, "-q"], "truncated.safetensors"
 
