@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from dkp_tui.data.synthetic import generate_dataset
-from dkp_tui.eval.repeats import run_repeats
+from dkp_tui.eval.jobs import run_jobs
+from dkp_tui.eval.repeats import plan_repeats, summarize
 
 # Measured on this reduced version, seeds 0 / 1 / 2, one thread (mean pose 17.27):
 #   image-only 13.46 / 12.99 / 12.85, i.e. 0.78 / 0.75 / 0.74 of the mean pose (mean 0.76, std 0.02); the old
@@ -29,16 +30,25 @@ from dkp_tui.eval.repeats import run_repeats
 #   teacher 3.94 / 5.55 / 4.30, always the best.
 MAX_ONLY_VS_MEAN_POSE = 0.85
 MAX_RATIO = 0.9
+TEACHER_ITERATIONS = 150
 
 
-def reduced_comparison(out: Path, n_runs: int = 1, iterations: int = 250) -> dict:
-    """Train teacher, student-only and distilled student for seeds 0..n_runs-1; the summary by variant."""
+def reduced_comparison(out: Path, seeds: tuple[int, ...] = (0,), iterations: int = 250,
+                       teacher_iterations: int = TEACHER_ITERATIONS) -> dict:
+    """Train teacher, student-only and distilled student for each seed; the summary by variant."""
     data = out / "data"
-    generate_dataset(data, size=64, n_train=1000, n_fit=300, n_test=200, background="cluttered", seed=0,
-                     progress=False)
+    if not data.exists():
+        generate_dataset(data, size=64, n_train=1000, n_fit=300, n_test=200, background="cluttered", seed=0,
+                         progress=False)
     overrides = [f'data.dataset="{data}"', f"train.iterations={iterations}",
                  'train.device="cpu"', "train.sample_every=100000", "train.checkpoint_every=100000"]
-    summary = run_repeats("synthetic-cpu", n_runs, True, out / "runs", overrides, device="cpu", progress=False)
+    plan = plan_repeats("synthetic-cpu", max(seeds) + 1, True, out / "runs", overrides)
+    plan.jobs = [job for job in plan.jobs if job.seed in seeds]
+    for job in plan.jobs:
+        if job.role == "teacher":  # depth is the easy input: the teacher is far ahead of both students anyway
+            job.cfg.train.iterations = teacher_iterations
+    records = run_jobs(plan.jobs, device="cpu", progress=False)
+    summary = summarize(plan, records, "synthetic-cpu", len(seeds))
     return {"rows": {row["variant"]: row for row in summary["rows"]}, "mean_pose": summary["mean_pose"]["value"]}
 
 
