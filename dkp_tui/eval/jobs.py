@@ -86,7 +86,10 @@ def evaluate_job(job: Job, device: str, batch_size: int = 64,
                  progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     from dkp_tui.eval.evaluate import EvalRequest, evaluate_run
 
-    return evaluate_run(EvalRequest(job.run, device=device, batch_size=batch_size), reuse=True, progress=progress)
+    # the data set the job was planned on, not the one recorded in the weights: a run reused from elsewhere
+    # (a depth teacher shared by the clean and the cluttered set) is scored where the table says it is
+    return evaluate_run(EvalRequest(job.run, Path(job.cfg.data.dataset), device=device, batch_size=batch_size),
+                        reuse=True, progress=progress)
 
 
 def stats(values: Sequence[float]) -> dict[str, float | int | None]:

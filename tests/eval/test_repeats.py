@@ -15,6 +15,7 @@ from dkp_tui.eval import jobs, repeats, sweep
 from dkp_tui.train.runs import RunInfo, read_run_info, write_run_config, write_run_info
 
 OVERRIDES = ["train.iterations=5", 'data.dataset="unused"']
+REAL_EVALUATE_JOB = jobs.evaluate_job  # taken before the autouse fixture swaps in fake_eval
 
 
 class FakeTrainer:
@@ -198,3 +199,16 @@ def test_one_teacher_is_shared_by_every_seed(tmp_path: Path):
     assert names == ["seed0/teacher", "seed0/student", "seed1/student", "seed2/student"]
     assert {j.teacher_run for j in plan.jobs[1:]} == {tmp_path / "seed0" / "teacher"}
     assert [j.cfg.train.seed for j in plan.jobs[1:]] == [0, 1, 2]
+
+
+def test_a_job_is_scored_on_the_data_set_it_was_planned_on(monkeypatch, tmp_path: Path):
+    """A reused run (say a depth teacher copied from the cluttered table into the clean one) carries its old
+    data set in its weights; the table must score it on the one the plan names."""
+    from dkp_tui.eval import evaluate
+
+    seen: list[Any] = []
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda req, **kw: seen.append(req) or {"value": 1.0})
+    plan = repeats.plan_repeats("synthetic-cpu", 1, False, tmp_path, ['data.dataset="data/clean"'])
+    REAL_EVALUATE_JOB(plan.jobs[0], "cpu")
+    assert seen and Path(seen[0].data) == Path("data/clean")
+
