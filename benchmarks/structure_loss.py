@@ -18,35 +18,11 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from dkp_tui.model import structure
-from dkp_tui.model.structure import DOG_RATIO, gaussian_kernel1d
+from dkp_tui.model.structure import Blur, conv_blur, gaussian_blur, structure_loss
 
 SIGMAS_64PX = (0.5, 1.0, 2.0)  # synthetic-cpu: structure_scale 0.5 x (1, 2, 4) px
-
-
-def conv_blur(x: Tensor, sigma: float) -> Tensor:
-    c = x.shape[1]
-    k = gaussian_kernel1d(sigma, x.device, x.dtype)
-    r = min(k.numel() // 2, x.shape[-1] - 1, x.shape[-2] - 1)
-    k = k[k.numel() // 2 - r: k.numel() // 2 + r + 1]
-    k = k / k.sum()
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def loss_with(blur: Callable[[Tensor, float], Tensor], recon: Tensor, target: Tensor, sigmas: tuple[float, ...]) -> Tensor:
-    """structure.structure_loss with the blur swapped (same formula, so the two can be timed side by side)."""
-    def energy(x: Tensor, s: float) -> Tensor:
-        return blur((blur(x, s) - blur(x, s * DOG_RATIO)).abs(), s)
-
-    total = recon.new_zeros(())
-    for s in sigmas:
-        e_t, e_r = energy(target, s), energy(recon, s)
-        total = total + (e_r - e_t).abs().mean() / (e_t.mean() + 1e-3)
-    return total / len(sigmas)
 
 
 def time_fn(fn: Callable[[], None], reps: int) -> float:
@@ -73,13 +49,13 @@ def main() -> None:
     target = torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1
     recon = (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).requires_grad_()
 
-    def grad_of(blur: Callable[[Tensor, float], Tensor]) -> tuple[float, Tensor]:
-        loss = loss_with(blur, recon, target, sigmas)
+    def grad_of(blur: Blur) -> tuple[float, Tensor]:
+        loss = structure_loss(recon, target, sigmas, blur)
         (g,) = torch.autograd.grad(loss, recon)
         return float(loss.detach()), g
 
     l_conv, g_conv = grad_of(conv_blur)
-    l_mat, g_mat = grad_of(structure.gaussian_blur)
+    l_mat, g_mat = grad_of(gaussian_blur)
     result = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__, "batch": args.batch,
               "size": args.size, "sigmas": sigmas, "loss_diff": abs(l_conv - l_mat),
               "grad_max_diff": float((g_conv - g_mat).abs().max()), "grad_max": float(g_conv.abs().max()),
@@ -87,8 +63,8 @@ def main() -> None:
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         row = {"threads": threads}
-        for name, blur in (("conv", conv_blur), ("matrix", structure.gaussian_blur)):
-            row[f"{name}_ms"] = time_fn(lambda b=blur: loss_with(b, recon, target, sigmas).backward(), args.reps)
+        for name, blur in (("conv", conv_blur), ("matrix", gaussian_blur)):
+            row[f"{name}_ms"] = time_fn(lambda b=blur: structure_loss(recon, target, sigmas, b).backward(), args.reps)
         row["speedup"] = row["conv_ms"] / row["matrix_ms"]
         result["timings"].append(row)
     if args.json:

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 from dkp_tui.data.synthetic import generate_dataset
-from dkp_tui.eval.jobs import run_jobs
-from dkp_tui.eval.repeats import plan_repeats, summarize
+from dkp_tui.eval.repeats import run_repeats
 
-# Measured on this reduced version (matrix-product blurs, teacher at 250 iterations), seeds 0 / 1 / 2, one
-# thread (mean pose 17.27; docs/results.md, "The CI check"):
+# Measured on this reduced version (matrix-product blurs; the teacher trains for the students' 250 iterations),
+# seeds 0 / 1 / 2, one thread (mean pose 17.27; docs/results.md, "The CI check"):
 #   image-only 13.14 / 13.45 / 12.90, i.e. 0.76 / 0.78 / 0.75 of the mean pose (mean 0.76, std 0.02); the old
 #   pixel-loss student scored 15.8-17.7 here (0.91-1.02), so 0.85 (mean + 5 std) fails a student that learned
 #   nothing and passes this one with room for multi-threaded run-to-run noise;
@@ -32,25 +31,16 @@ from dkp_tui.eval.repeats import plan_repeats, summarize
 #   distilled student at 0.88 / 0.85 / 0.88 of image-only, too close to 0.9 to tell a gain from noise.
 MAX_ONLY_VS_MEAN_POSE = 0.85
 MAX_RATIO = 0.9
-TEACHER_ITERATIONS = 250
 
 
-def reduced_comparison(out: Path, seeds: tuple[int, ...] = (0,), iterations: int = 250,
-                       teacher_iterations: int = TEACHER_ITERATIONS) -> dict:
-    """Train teacher, student-only and distilled student for each seed; the summary by variant."""
+def reduced_comparison(out: Path, n_runs: int = 1, iterations: int = 250) -> dict:
+    """Train teacher, student-only and distilled student for seeds 0..n_runs-1; the summary by variant."""
     data = out / "data"
-    if not data.exists():
-        generate_dataset(data, size=64, n_train=1000, n_fit=300, n_test=200, background="cluttered", seed=0,
-                         progress=False)
+    generate_dataset(data, size=64, n_train=1000, n_fit=300, n_test=200, background="cluttered", seed=0,
+                     progress=False)
     overrides = [f'data.dataset="{data}"', f"train.iterations={iterations}",
                  'train.device="cpu"', "train.sample_every=100000", "train.checkpoint_every=100000"]
-    plan = plan_repeats("synthetic-cpu", max(seeds) + 1, True, out / "runs", overrides)
-    plan.jobs = [job for job in plan.jobs if job.seed in seeds]
-    for job in plan.jobs:
-        if job.role == "teacher":
-            job.cfg.train.iterations = teacher_iterations
-    records = run_jobs(plan.jobs, device="cpu", progress=False)
-    summary = summarize(plan, records, "synthetic-cpu", len(seeds))
+    summary = run_repeats("synthetic-cpu", n_runs, True, out / "runs", overrides, device="cpu", progress=False)
     return {"rows": {row["variant"]: row for row in summary["rows"]}, "mean_pose": summary["mean_pose"]["value"]}
 
 

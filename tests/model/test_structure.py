@@ -6,7 +6,7 @@ import torch
 
 from dkp_tui.config import LossConfig
 from dkp_tui.model.perceptual import build_reconstruction_loss
-from dkp_tui.model.structure import band_energy, gaussian_blur, structure_loss
+from dkp_tui.model.structure import band_energy, conv_blur, gaussian_blur, structure_loss
 
 SIGMAS = (1.0, 2.0, 4.0)
 
@@ -76,26 +76,11 @@ def test_blur_of_a_small_image_cuts_the_kernel_to_fit():
     assert abs(float(out.mean()) - float(small.mean())) < 0.2
 
 
-def _conv_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The textbook separable blur (reflect pad, depthwise convolutions) the matrix form must equal."""
-    import torch.nn.functional as F
-
-    from dkp_tui.model.structure import gaussian_kernel1d
-
-    c = x.shape[1]
-    k = gaussian_kernel1d(sigma, dtype=x.dtype)
-    r = min(k.numel() // 2, x.shape[-1] - 1, x.shape[-2] - 1)
-    k = k[k.numel() // 2 - r: k.numel() // 2 + r + 1]
-    k = k / k.sum()
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 def test_matrix_blur_equals_reflect_padded_convolution_forward_and_backward():
     torch.manual_seed(0)
     for shape, sigma in (((2, 3, 64, 64), 0.5), ((2, 3, 64, 64), 3.2), ((1, 2, 9, 13), 1.0), ((1, 1, 4, 4), 4.0)):
         x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-        ref = _conv_blur(x, sigma)
+        ref = conv_blur(x, sigma)
         out = gaussian_blur(x, sigma)
         assert torch.allclose(out, ref, atol=1e-12), (shape, sigma)
         w = torch.randn_like(ref)
