@@ -67,6 +67,9 @@ class OptimConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    schedule: str = "constant"  # constant (the reference) | cosine (decays to min_lr_ratio x lr by the last step)
+    warmup_steps: int = 0  # linear warm-up from lr / warmup_steps to lr over these first steps
+    min_lr_ratio: float = 0.0  # cosine only: the final lr as a fraction of lr
 
 
 @dataclass
@@ -237,6 +240,9 @@ def validate(cfg: Config) -> None:
         (cfg.kd.gamma >= 0, "kd.gamma must be >= 0"),
         (cfg.optim.name in ("adamw", "adam"), "optim.name must be adamw or adam"),
         (cfg.optim.lr > 0, "optim.lr must be > 0"),
+        (cfg.optim.schedule in ("constant", "cosine"), "optim.schedule must be constant or cosine"),
+        (cfg.optim.warmup_steps >= 0 and 0.0 <= cfg.optim.min_lr_ratio <= 1.0,
+         "optim.warmup_steps must be >= 0 and optim.min_lr_ratio in [0, 1]"),
         (t.iterations >= 1, "train.iterations must be >= 1"),
         (t.batch_size >= 1, "train.batch_size must be >= 1"),
         (t.log_every >= 1 and t.sample_every >= 1 and t.checkpoint_every >= 1, "train.*_every must be >= 1"),

@@ -42,6 +42,7 @@ from dkp_tui.train.runs import (
     write_run_info,
 )
 from dkp_tui.train.samples import SampleSet
+from dkp_tui.train.schedule import lr_at
 from dkp_tui.train.setup import (
     autocast,
     build_model,
@@ -60,6 +61,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
         raise DkpError(f"role must be one of {ROLES}")
     run_dir = Path(run_dir)
     t = cfg.train
+    o = cfg.optim
     if t.tensorboard:
         require("tensorboard")  # before the run directory exists, not after
 
@@ -184,6 +186,8 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
                 raise _NonFinite(step + 1, {k: float(v.detach()) for k, v in losses.items()})
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["loss"]).backward()
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, o.lr, t.iterations, o.schedule, o.warmup_steps, o.min_lr_ratio)
             scaler.step(optimizer)
             scaler.update()
             step += 1

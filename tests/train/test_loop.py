@@ -159,3 +159,14 @@ def test_sigterm_stops_training_like_ctrl_c(tiny_dataset: Path, tmp_path: Path):
     assert info.status == "failed" and "Terminated" in info.message and "dkp train --resume" in info.message
     assert info.step >= 1 and (run / "model.safetensors").is_file()
     assert _lines(run)[-1]["kind"] == "end"
+
+
+def test_cosine_schedule_reaches_the_optimizer(tiny_dataset: Path, tmp_path: Path):
+    from dkp_tui.train.schedule import lr_at
+
+    run = tmp_path / "cosine"
+    _train(tiny_dataset, run, optim__schedule='"cosine"', optim__lr=1e-3, optim__warmup_steps=1)
+    logged = [(r["step"], r["lr"]) for r in _lines(run) if "lr" in r]
+    assert [s for s, _ in logged] == [1, 2, 3, 4]
+    assert [lr for _, lr in logged] == pytest.approx([lr_at(s - 1, 1e-3, 4, "cosine", 1) for s, _ in logged])
+    assert logged[1][1] > logged[3][1]  # it decays
