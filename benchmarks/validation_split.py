@@ -16,7 +16,7 @@ import numpy as np
 from dkp_tui.data.layout import open_split, read_manifest
 from dkp_tui.eval.evaluate import _pairs
 from dkp_tui.eval.predict import load_detector, predict_split
-from dkp_tui.eval.protocols import EvalSplit, mean_pose, synthetic
+from dkp_tui.eval.protocols import EvalSplit, mean_pose, skill, synthetic
 
 
 def main() -> None:
@@ -31,20 +31,20 @@ def main() -> None:
     n = args.fit + args.val
     gt = np.asarray(split.keypoints[:n])
     vis = None if split.visible is None else np.asarray(split.visible[:n])
+    vis_fit, vis_val = (None, None) if vis is None else (vis[:args.fit], vis[args.fit:])
     masks = np.asarray(split.masks[:n])
     scale = float(split.info.label_scale)
-    fit_gt = EvalSplit(None, gt[:args.fit], None if vis is None else vis[:args.fit], None, scale)
-    val_gt = EvalSplit(None, gt[args.fit:], None if vis is None else vis[args.fit:], None, scale)
-    reference = mean_pose("synthetic", fit_gt, val_gt, pairs=pairs).value
+    reference = mean_pose("synthetic", EvalSplit(None, gt[:args.fit], vis_fit, None, scale),
+                          EvalSplit(None, gt[args.fit:], vis_val, None, scale), pairs=pairs).value
     print(f"constant mean pose of train[0:{args.fit}]\tval L2 x100 {reference:.2f}")
     for run in args.runs:
         detector, cfg, _ = load_detector(run)
         kp = predict_split(detector, args.dataset, "train", image_size=cfg.model.image_size, kind="rgb")[:n]
-        fit = EvalSplit(kp[:args.fit], gt[:args.fit], None if vis is None else vis[:args.fit], None, scale)
-        val = EvalSplit(kp[args.fit:], gt[args.fit:], None if vis is None else vis[args.fit:], masks[args.fit:], scale)
+        fit = EvalSplit(kp[:args.fit], gt[:args.fit], vis_fit, None, scale)
+        val = EvalSplit(kp[args.fit:], gt[args.fit:], vis_val, masks[args.fit:], scale)
         result = synthetic(fit, val, pairs)
         print(f"{run}\tval L2 x100 {result.value:.2f}\ton figure {result.extras['on_figure']:.2f}"
-              f"\tskill {1 - result.value / reference:.2f}")
+              f"\tskill {skill(result.value, reference, higher_is_better=False):.2f}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ class KDConfig:
     reduce: str = "flatten"  # flatten: cosine per sample; channel: cosine per location, then mean
 
 
+LR_SCHEDULES = ("constant", "cosine")  # dkp_tui/train/schedule.py computes them
+
+
 @dataclass
 class OptimConfig:
     name: str = "adamw"  # adamw (the reference code) | adam (the paper's wording)
@@ -240,7 +243,7 @@ def validate(cfg: Config) -> None:
         (cfg.kd.gamma >= 0, "kd.gamma must be >= 0"),
         (cfg.optim.name in ("adamw", "adam"), "optim.name must be adamw or adam"),
         (cfg.optim.lr > 0, "optim.lr must be > 0"),
-        (cfg.optim.schedule in ("constant", "cosine"), "optim.schedule must be constant or cosine"),
+        (cfg.optim.schedule in LR_SCHEDULES, f"optim.schedule must be one of {', '.join(LR_SCHEDULES)}"),
         (cfg.optim.warmup_steps >= 0 and 0.0 <= cfg.optim.min_lr_ratio <= 1.0,
          "optim.warmup_steps must be >= 0 and optim.min_lr_ratio in [0, 1]"),
         (t.iterations >= 1, "train.iterations must be >= 1"),

@@ -186,8 +186,9 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
                 raise _NonFinite(step + 1, {k: float(v.detach()) for k, v in losses.items()})
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["loss"]).backward()
+            lr = lr_at(step, o.lr, t.iterations, o.schedule, o.warmup_steps, o.min_lr_ratio)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, o.lr, t.iterations, o.schedule, o.warmup_steps, o.min_lr_ratio)
+                group["lr"] = lr
             scaler.step(optimizer)
             scaler.update()
             step += 1
