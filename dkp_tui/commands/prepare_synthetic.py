@@ -20,6 +20,8 @@ Examples:
 
   dkp prepare synthetic --background clean --out data/synthetic-clean   # the control
 
+  dkp prepare synthetic --family room --background clean --out data/room-clean   # another figure/scene family
+
   dkp prepare synthetic --n-train 500 --n-fit 200 --n-test 100 --out /tmp/tiny --json
 """
 
@@ -34,6 +36,8 @@ def _synthetic_command(
     n_test: int = typer.Option(500, "--n-test", help="Labelled test images."),
     background: str = typer.Option("cluttered", "--background", "-b",
                                    help="cluttered (limb-like paint on the wall, absent from depth) or clean."),
+    family: str = typer.Option("figures", "--family", "-f",
+                               help="Figure and scene family: figures (default), room or stage (docs/synthetic.md)."),
     seed: int = typer.Option(0, "--seed", help="Data seed: the same seed gives the same bytes."),
     workers: int = typer.Option(0, "--workers", help="Rendering processes (0 = one per CPU for large sets)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the folder holds a (different) data set."),
@@ -46,26 +50,36 @@ def _synthetic_command(
     are invisible in depth. Parameters are fixed and documented in docs/synthetic.md.
     """
     from dkp_tui.config import load_config
-    from dkp_tui.data.synthetic import BACKGROUNDS, DEPTH_TAG, GENERATOR_VERSION, prepare
+    from dkp_tui.data.synthetic import (
+        BACKGROUNDS,
+        DEPTH_TAG,
+        FAMILIES,
+        GENERATOR_VERSION,
+        family_version,
+        prepare,
+    )
 
     if background not in BACKGROUNDS:
         raise DkpError(f"--background {background!r}: choose {' or '.join(BACKGROUNDS)}")
+    if family not in FAMILIES:
+        raise DkpError(f"--family {family!r}: choose one of {', '.join(FAMILIES)}")
     cfg = load_config(preset or DEFAULT_PRESET)
     root = out if out is not None else Path(cfg.data.dataset)
     image_size = size if size is not None else cfg.model.image_size
     manifest, reused = prepare(root, size=image_size, n_train=n_train, n_fit=n_fit, n_test=n_test,
                                background=background, seed=seed, progress=not quiet, force=force,
-                               workers=workers)
+                               workers=workers, family=family)
     if json_out:
         print_json({
             "dataset": str(root), "kind": manifest.kind, "image_size": manifest.image_size, "reused": reused,
             "splits": {k: v.to_dict() for k, v in manifest.splits.items()}, "depth_tag": DEPTH_TAG,
-            "background": background, "seed": seed, "generator_version": GENERATOR_VERSION,
+            "background": background, "family": family, "family_version": family_version(family), "seed": seed,
+            "generator_version": GENERATOR_VERSION,
             "joint_names": manifest.joint_names, "stats": manifest.source.get("stats", {}),
         })
     elif not quiet and not reused:  # a reuse has already been reported
         counts = ", ".join(f"{k} {v.count}" for k, v in manifest.splits.items())
-        console.print(f"[green]wrote[/] synthetic ({background}, {manifest.image_size} px; {counts}) "
+        console.print(f"[green]wrote[/] synthetic ({family}, {background}, {manifest.image_size} px; {counts}) "
                       f"with depth cache '{DEPTH_TAG}': {root}")
 
 

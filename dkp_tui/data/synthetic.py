@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,15 @@ from dkp_tui.data import layout
 from dkp_tui.data.layout import Manifest, SplitInfo
 from dkp_tui.data.prepare_common import refuse_foreign
 from dkp_tui.data.synthetic_render import NOISE, PLAIN, STRIPES, Canvas, Paint, bar, capsule, patch
+from dkp_tui.data.synthetic_scene import pick as _pick
 from dkp_tui.errors import DkpError
 
 GENERATOR_VERSION = 1
 DEPTH_TAG = "exact"
 BACKGROUNDS = ("cluttered", "clean")
+# figure and scene families (docs/synthetic.md, "Families"); "figures" is this module's own, the default
+FAMILIES = ("figures", "room", "stage")
+DEFAULT_FAMILY = "figures"
 SPLIT_IDS = {"train": 0, "fit": 1, "test": 2}
 
 JOINT_NAMES = (
@@ -156,16 +161,6 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(h, s, v), dtype=np.float32)
 
 
-def _pick(rng: np.random.Generator, probs: tuple[float, ...]) -> int:
-    """An index drawn with the given probabilities (rng.choice(p=...) costs ~20x more per call)."""
-    u, acc = rng.random() * sum(probs), 0.0
-    for i, q in enumerate(probs):
-        acc += q
-        if u < acc:
-            return i
-    return len(probs) - 1
-
-
 def _one(rng: np.random.Generator, values: np.ndarray) -> float:
     return float(values[int(rng.random() * len(values))])
 
@@ -276,6 +271,34 @@ def _draw_figure(canvas: Canvas, rng: np.random.Generator, p: SyntheticParams, s
               "skin": Paint(colour=skin, colour2=skin),
               "shoe": Paint(colour=_hsv(rng.random(), rng.uniform(*p.shoe_sat), rng.uniform(*p.shoe_val)),
                             colour2=skin)}
+    return place_figure(canvas, rng, size, pos, zoff, parts, radii, paints, p.height_range, p.edge_margin_px,
+                        p.person_height_m)
+
+
+def draw_person(canvas: Canvas, rng: np.random.Generator, size: int, body: SyntheticParams,
+                thickness_range: tuple[float, float], height_range: tuple[float, float],
+                cloth: Callable[[np.random.Generator], Paint],
+                shoe: Callable[[np.random.Generator], np.ndarray]) -> tuple[np.ndarray, dict]:
+    """A figure of another family: this module's pose and parts with that family's body, clothes and shoes."""
+    pos, zoff = _pose(rng, body)
+    thick = rng.uniform(*thickness_range)
+    radii = {k: v * thick for k, v in body.radii}
+    parts = _parts(rng.random() < body.long_sleeve_prob, rng.random() < body.shorts_prob)
+    skin = _skin_colour(rng, body)
+    paints = {"top": cloth(rng), "bottom": cloth(rng), "skin": Paint(colour=skin, colour2=skin),
+              "shoe": Paint(colour=shoe(rng), colour2=skin)}
+    return place_figure(canvas, rng, size, pos, zoff, parts, radii, paints, height_range, body.edge_margin_px,
+                        body.person_height_m)
+
+
+def place_figure(canvas: Canvas, rng: np.random.Generator, size: int, pos: dict[str, np.ndarray],
+                 zoff: dict[str, float], parts: list[_Part], radii: dict[str, float], paints: dict[str, Paint],
+                 height_range: tuple[float, float], edge_margin_px: float, person_height_m: float
+                 ) -> tuple[np.ndarray, dict]:
+    """Scale a pose (units of H) into the frame at a random height and place, then draw it far to near.
+
+    Shared by every family, so that all of them frame, z-buffer and label a figure the same way.
+    """
     # fit the frame: the standing height H = h * size, shrunk if this pose would not fit
     names = list(pos)
     pts = np.stack([pos[n] for n in names])
@@ -286,13 +309,13 @@ def _draw_figure(canvas: Canvas, rng: np.random.Generator, p: SyntheticParams, s
             rad[i] = max(rad[i], radii[part.radius])
     lo, hi = (pts - rad[:, None]).min(0), (pts + rad[:, None]).max(0)
     extent = hi - lo
-    room = size - 1 - 2 * p.edge_margin_px
-    height_px = min(rng.uniform(*p.height_range) * size, room / extent[0], room / extent[1])
+    room = size - 1 - 2 * edge_margin_px
+    height_px = min(rng.uniform(*height_range) * size, room / extent[0], room / extent[1])
     free = room - extent * height_px
-    origin = p.edge_margin_px - lo * height_px + rng.uniform(0.0, 1.0, 2) * free
+    origin = edge_margin_px - lo * height_px + rng.uniform(0.0, 1.0, 2) * free
     px = {n: origin + pos[n] * height_px for n in names}
     # camera: focal = size px, so a person of person_height_m filling height_px stands at this distance
-    metres = p.person_height_m  # one H in metres
+    metres = person_height_m  # one H in metres
     root_z = metres * size / height_px
     zm = {n: root_z + zoff[n] * metres for n in names}
     order = sorted(parts, key=lambda q: min(zm[q.a], zm[q.b]) - radii[q.radius] * metres, reverse=True)
@@ -301,7 +324,8 @@ def _draw_figure(canvas: Canvas, rng: np.random.Generator, p: SyntheticParams, s
         capsule(canvas, px[part.a], px[part.b], r_px, paints[part.paint], za=zm[part.a], zb=zm[part.b],
                 r_depth=radii[part.radius] * metres)
     joints = np.stack([px[n] for n in JOINT_NAMES]).astype(np.float32)
-    return joints, {"height_px": float(height_px), "root_depth_m": float(root_z)}
+    lowest = float(max(px[n][0] + rad[names.index(n)] * height_px for n in names))
+    return joints, {"height_px": float(height_px), "root_depth_m": float(root_z), "lowest_px": lowest}
 
 
 # -- the background ----------------------------------------------------------------------------------------------
@@ -384,6 +408,13 @@ def render_sample(rng: np.random.Generator, size: int, background: str, params: 
     canvas = Canvas(rgb, _noise_field(wall_rng, size, params), params.ambient, params.light)
     n_distractors = _draw_clutter(canvas, clutter_rng, params, size) if background == "cluttered" else 0
     joints, facts = _draw_figure(canvas, figure_rng, params, size)
+    return compose(canvas, inv_wall, joints, facts, n_distractors)
+
+
+def compose(canvas: Canvas, inv_wall: np.ndarray, joints: np.ndarray, facts: dict[str, float],
+            n_distractors: int) -> Sample:
+    """The finished sample of every family: the figure's inverse depth over the background's by coverage,
+    min-max normalised (near = 1), the uint8 RGB, the mask and the facts."""
     # inverse depth, figure over wall by coverage (1 / inf = 0 off the figure, where the coverage is 0 anyway)
     cover = canvas.cover
     inv = np.divide(1.0, canvas.zbuf, out=canvas.zbuf)
@@ -399,9 +430,61 @@ def render_sample(rng: np.random.Generator, size: int, background: str, params: 
     return Sample(rgb8, depth, mask, joints, n_distractors, facts)
 
 
-def sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    """The RNG of image ``index`` of ``split``: independent of every other image, so order never matters."""
-    return np.random.default_rng([GENERATOR_VERSION, seed, SPLIT_IDS[split], index])
+def sample_rng(seed: int, split: str, index: int, family: str = DEFAULT_FAMILY) -> np.random.Generator:
+    """The RNG of image ``index`` of ``split``: independent of every other image, so order never matters.
+
+    Other families prefix their name's index and version, so no two families share a stream."""
+    if family == DEFAULT_FAMILY:
+        return np.random.default_rng([GENERATOR_VERSION, seed, SPLIT_IDS[split], index])
+    return np.random.default_rng([1000 + FAMILIES.index(family), family_version(family), seed, SPLIT_IDS[split],
+                                  index])
+
+
+def check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise DkpError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+
+
+def family_version(family: str) -> int:
+    check_family(family)
+    if family == DEFAULT_FAMILY:
+        return GENERATOR_VERSION
+    return _family_module(family).FAMILY_VERSION
+
+
+def _family_module(family: str) -> Any:
+    # imported here: the family modules build on this one (its pose, placement and composition)
+    if family == "room":
+        from dkp_tui.data import synthetic_room as module
+    else:
+        from dkp_tui.data import synthetic_stage as module
+    return module
+
+
+def render_family(family: str, rng: np.random.Generator, size: int, background: str,
+                  params: SyntheticParams = DEFAULT, variant: dict[str, Any] | None = None) -> Sample:
+    """One image of ``family``; ``params`` applies to the default family, ``variant`` (field overrides of the
+    family's own parameters, for ablation ladders) to the others."""
+    check_family(family)
+    if family == DEFAULT_FAMILY:
+        return render_sample(rng, size, background, params)
+    if background not in BACKGROUNDS:
+        raise DkpError(f"unknown background {background!r}; choose {' or '.join(BACKGROUNDS)}")
+    if size < 16:
+        raise DkpError(f"image size {size} is too small; use 64 or 128")
+    module = _family_module(family)
+    return module.render(rng, size, background, dataclasses.replace(module.DEFAULT, **(variant or {})))
+
+
+def family_params(family: str, params: SyntheticParams = DEFAULT, variant: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+    if family == DEFAULT_FAMILY:
+        return params.to_dict()
+    module = _family_module(family)
+    try:
+        return dataclasses.replace(module.DEFAULT, **(variant or {})).to_dict()
+    except TypeError as err:
+        raise DkpError(f"family {family}: {err}") from None
 
 
 # -- the data set --------------------------------------------------------------------------------------------------
@@ -419,9 +502,13 @@ class _Uint16AsUnit:
         return self.encoded[index].astype(np.float32) / np.float32(65535.0)
 
 
-def _source(params: SyntheticParams, seed: int, background: str) -> dict[str, Any]:
-    return {"generator_version": GENERATOR_VERSION, "seed": seed, "background": background,
-            "params": params.to_dict()}
+def _source(params: SyntheticParams, seed: int, background: str, family: str = DEFAULT_FAMILY,
+            variant: dict[str, Any] | None = None) -> dict[str, Any]:
+    source = {"generator_version": GENERATOR_VERSION, "seed": seed, "background": background,
+              "params": family_params(family, params, variant)}
+    if family != DEFAULT_FAMILY:  # the default family's manifests stay as they were before families existed
+        source.update(family=family, family_version=family_version(family))
+    return source
 
 
 def _manifest(size: int, counts: dict[str, int], source: dict[str, Any]) -> Manifest:
@@ -452,7 +539,8 @@ PARALLEL_FROM = 2000  # images; below this, starting worker processes costs more
 
 
 def render_chunk(split: str, start: int, stop: int, size: int, background: str, seed: int,
-                 params: SyntheticParams) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+                 params: SyntheticParams, family: str = DEFAULT_FAMILY, variant: dict[str, Any] | None = None
+                 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Images [start, stop) of ``split``: (start, rgb, masks, uint16 depth, joints, distractor count).
 
     A pure function of its arguments, so chunks can be rendered in any process and in any order.
@@ -465,7 +553,7 @@ def render_chunk(split: str, start: int, stop: int, size: int, background: str, 
     joints = np.empty((n, len(JOINT_NAMES), 2), dtype=np.float32)
     clutter = 0
     for k in range(n):
-        s = render_sample(sample_rng(seed, split, start + k), size, background, params)
+        s = render_family(family, sample_rng(seed, split, start + k, family), size, background, params, variant)
         images[k], masks[k], joints[k] = s.rgb, s.mask, s.joints
         depth[k] = cache.encode_depth(s.depth)
         clutter += s.n_distractors
@@ -473,7 +561,7 @@ def render_chunk(split: str, start: int, stop: int, size: int, background: str, 
 
 
 def _render_all(counts: dict[str, int], size: int, background: str, seed: int, params: SyntheticParams,
-                workers: int, advance: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]]:
+                workers: int, advance: Any, family: str = DEFAULT_FAMILY, variant: dict[str, Any] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]]:
     """Every split's arrays, rendered chunk by chunk in this process or in ``workers`` processes."""
     out = {split: (np.empty((n, size, size, 3), np.uint8), np.empty((n, size, size), np.uint8),
                    np.empty((n, size, size), np.uint16), np.empty((n, len(JOINT_NAMES), 2), np.float32), 0)
@@ -491,14 +579,14 @@ def _render_all(counts: dict[str, int], size: int, background: str, seed: int, p
 
     if workers <= 1:
         for split, a, b in jobs:
-            store(split, render_chunk(split, a, b, size, background, seed, params))
+            store(split, render_chunk(split, a, b, size, background, seed, params, family, variant))
         return out
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: the parent may hold torch/OpenMP threads, which fork does not survive reliably
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(render_chunk, split, a, b, size, background, seed, params): split
+        futures = {pool.submit(render_chunk, split, a, b, size, background, seed, params, family, variant): split
                    for split, a, b in jobs}
         for future in as_completed(futures):
             store(futures[future], future.result())
@@ -517,17 +605,20 @@ def _write_split(root: Path, split: str, arrays: tuple[np.ndarray, np.ndarray, n
 
 def generate_dataset(root: str | Path, size: int = 64, n_train: int = 4000, n_fit: int = 1000, n_test: int = 500,
                      background: str = "cluttered", seed: int = 0, progress: bool = True, force: bool = False,
-                     params: SyntheticParams = DEFAULT, workers: int = 0) -> Manifest:
+                     params: SyntheticParams = DEFAULT, workers: int = 0, family: str = DEFAULT_FAMILY,
+                     variant: dict[str, Any] | None = None) -> Manifest:
     """Render the three labelled splits, their exact depth cache (tag ``exact``), and the manifest last.
 
     Idempotent: the same request on an existing set returns it untouched; a different one needs ``force``.
     """
-    return prepare(root, size, n_train, n_fit, n_test, background, seed, progress, force, params, workers)[0]
+    return prepare(root, size, n_train, n_fit, n_test, background, seed, progress, force, params, workers,
+                   family, variant)[0]
 
 
 def prepare(root: str | Path, size: int = 64, n_train: int = 4000, n_fit: int = 1000, n_test: int = 500,
             background: str = "cluttered", seed: int = 0, progress: bool = True, force: bool = False,
-            params: SyntheticParams = DEFAULT, workers: int = 0) -> tuple[Manifest, bool]:
+            params: SyntheticParams = DEFAULT, workers: int = 0, family: str = DEFAULT_FAMILY,
+            variant: dict[str, Any] | None = None) -> tuple[Manifest, bool]:
     """``generate_dataset`` that also says whether an existing set was reused (for the CLI's report).
 
     ``workers``: rendering processes; 0 = one per CPU (at most 8) for sets of 2,000 images or more, else 1. The
@@ -542,7 +633,8 @@ def prepare(root: str | Path, size: int = 64, n_train: int = 4000, n_fit: int = 
     for split, n in counts.items():
         if n < 1:
             raise DkpError(f"--n-{split} must be at least 1 (got {n})")
-    source = _source(params, seed, background)
+    check_family(family)
+    source = _source(params, seed, background, family, variant)
     wanted = _manifest(size, counts, source)
     check_output_dir(root, "--out")
     if not force:
@@ -563,7 +655,7 @@ def prepare(root: str | Path, size: int = 64, n_train: int = 4000, n_fit: int = 
     threads = cv2.getNumThreads()
     try:
         with _progress(progress, total) as advance:
-            rendered = _render_all(counts, size, background, seed, params, workers, advance)
+            rendered = _render_all(counts, size, background, seed, params, workers, advance, family, variant)
     finally:
         cv2.setNumThreads(threads)
     facts = {split: _write_split(root, split, arrays) for split, arrays in rendered.items()}

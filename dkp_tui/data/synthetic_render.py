@@ -20,7 +20,7 @@ from numpy._core import umath
 
 _clip = umath.clip  # the ufunc: several times cheaper per call than np.clip on small arrays
 
-PLAIN, STRIPES, NOISE = 0, 1, 2
+PLAIN, STRIPES, NOISE, CHECKS, DOTS = 0, 1, 2, 3, 4  # CHECKS and DOTS: the other families only
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Paint:
 
     colour: np.ndarray  # (3,) float32 RGB in [0, 1]
     colour2: np.ndarray  # (3,) second stripe colour
-    texture: int = PLAIN  # PLAIN | STRIPES | NOISE
+    texture: int = PLAIN  # PLAIN | STRIPES | NOISE | CHECKS | DOTS
     stripe_dir: tuple[float, float] = (1.0, 0.0)  # (dy, dx) unit vector across the stripes
     stripe_period: float = 6.0  # pixels
     stripe_phase: float = 0.0
@@ -77,12 +77,31 @@ def _colour(canvas: Canvas, paint: Paint, sy: slice, sx: slice, shade: np.ndarra
         out += paint.colour
         out *= shade[..., None]
         return out
+    if paint.texture in (CHECKS, DOTS):
+        return _print(canvas, paint, sy, sx, shade)
     if paint.texture == NOISE:
         n = canvas.noise[sy, sx] * np.float32(2.0 * paint.noise_amp)
         n += np.float32(1.0 - paint.noise_amp)
         n *= shade
         return n[..., None] * paint.colour
     return shade[..., None] * paint.colour
+
+
+def _print(canvas: Canvas, paint: Paint, sy: slice, sx: slice, shade: np.ndarray) -> np.ndarray:
+    """Checks (two crossed square waves) or a dot print on a lattice, in image coordinates like the stripes."""
+    cy, cx = paint.stripe_dir
+    w = np.float32(2.0 * math.pi / paint.stripe_period)
+    u = (canvas.ys[sy] * np.float32(cy) + canvas.xs[:, sx] * np.float32(cx)) * w + np.float32(paint.stripe_phase)
+    v = (canvas.xs[:, sx] * np.float32(cy) - canvas.ys[sy] * np.float32(cx)) * w
+    if paint.texture == CHECKS:
+        mix = np.sin(u) * np.sin(v) * np.float32(3.0) + np.float32(0.5)
+    else:  # dots of radius ~ a quarter period at the lattice points
+        mix = (np.cos(u) + np.cos(v)) * np.float32(2.0) - np.float32(2.5)
+    _clip(mix, 0.0, 1.0, out=mix)
+    out = mix[..., None] * (paint.colour2 - paint.colour)
+    out += paint.colour
+    out *= shade[..., None]
+    return out
 
 
 def _shade(canvas: Canvas, ey: np.ndarray, ex: np.ndarray, height: np.ndarray, r: float) -> np.ndarray:
