@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dkp_tui.errors import DkpError
+from dkp_tui.errors import DkpError, errno_words
 
 
 def _current_umask() -> int:
@@ -32,14 +32,19 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + (suffix or path.suffix), dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
     except OSError as err:  # a parent that is a file, a read-only or full disk: the user's to fix
-        raise DkpError(f"cannot write {path}: {err.strerror or err}") from None
-    os.close(fd)
+        raise DkpError(f"cannot write {path}: {errno_words(err)}") from None
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # again: a writer may have replaced the file (safetensors makes 0600)
         os.replace(tmp_path, path)
+    except OSError as err:  # a disk that fills up (or vanishes) while the file is written: the old file stays
+        tmp_path.unlink(missing_ok=True)
+        kept = f"; the previous {path.name} was kept" if path.exists() else ""
+        raise DkpError(f"cannot write {path}: {errno_words(err)}{kept}") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

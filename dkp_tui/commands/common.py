@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import typer
 
 from dkp_tui.console import console as console  # re-exported: the commands print on it
-from dkp_tui.errors import DkpError
+from dkp_tui.errors import DkpError, os_error_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,8 +46,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def guarded(fn: F) -> F:
-    """Turn a DkpError into one line on stderr and exit code 2 (never a traceback for user mistakes), and Ctrl-C or
-    SIGTERM into one line and the shell's exit code."""
+    """Turn a DkpError or an OSError into one line on stderr and exit code 2 (never a traceback for user mistakes or
+    a full disk), and Ctrl-C or SIGTERM into one line and the shell's exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,6 +57,9 @@ def guarded(fn: F) -> F:
         except DkpError as err:
             typer.echo(f"dkp: error: {err}", err=True)
             raise typer.Exit(err.exit_code) from None
+        except OSError as err:  # no space, read-only, permission denied, a path that vanished: the user's to fix
+            typer.echo(f"dkp: error: {os_error_text(err)}", err=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt as err:
             signum = int(getattr(err, "signum", signal.SIGINT))
             typer.echo(f"dkp: {'terminated' if signum == signal.SIGTERM else 'interrupted'}", err=True)

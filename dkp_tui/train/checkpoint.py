@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from dkp_tui.atomic import write_json, write_with
+from dkp_tui.atomic import write_json
 from dkp_tui.errors import DkpError
+from dkp_tui.integrity import load_safetensors, save_safetensors
 from dkp_tui.train.runs import CKPT_DIR, RUN_FORMAT
 from dkp_tui.version import __version__
 
@@ -62,7 +62,7 @@ def save_checkpoint(run: str | Path, step: int, model_state: dict[str, torch.Ten
     # Write the tensors under a step-specific name so that a crash between the two writes never pairs
     # a new tensor file with an old JSON.
     name = f"state-{step:07d}.safetensors"
-    write_with(ckpt / name, lambda tmp: save_file(tensors, str(tmp)), suffix=".safetensors")
+    save_safetensors(ckpt / name, tensors)
     meta["tensors"] = name
     write_json(ckpt / STATE_JSON, meta)
     for old in ckpt.glob("state-*.safetensors"):
@@ -82,7 +82,7 @@ def load_checkpoint(run: str | Path) -> tuple[int, dict[str, torch.Tensor], dict
         meta = json.loads((ckpt / STATE_JSON).read_text(encoding="utf-8"))
         if int(meta.get("format_version", 0)) > RUN_FORMAT:
             raise DkpError(f"{ckpt}: checkpoint written by a newer dkp ({meta.get('dkp_version')}); upgrade dkp")
-        tensors = load_file(str(ckpt / meta["tensors"]))
+        tensors, _ = load_safetensors(ckpt / meta["tensors"])  # a hash mismatch: DkpError "damaged"
     except FileNotFoundError as err:
         raise DkpError(f"{run}: no usable checkpoint ({err.filename} missing); cannot resume") from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, OSError,

@@ -8,6 +8,7 @@ image-student-only baseline (plain AutoLink).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from torch.nn.parallel import DistributedDataParallel
 from dkp_tui.atomic import check_output_dir
 from dkp_tui.config import Config
 from dkp_tui.data.loader import BatchLoader
-from dkp_tui.errors import DkpError
+from dkp_tui.errors import DkpError, os_error_text
 from dkp_tui.extras import require
+from dkp_tui.locks import writer_lock
 from dkp_tui.model.autolink import AutoLink, kd_embedding, kd_features
 from dkp_tui.model.decoder import cell_mask
 from dkp_tui.train import distributed
@@ -29,6 +31,7 @@ from dkp_tui.train.kd import FrozenTeacher, kd_cosine_loss
 from dkp_tui.train.metrics import MetricsWriter
 from dkp_tui.train.progress import TrainProgress
 from dkp_tui.train.runs import (
+    EVAL_JSON,
     METRICS,
     ROLES,
     RUN_FILES,
@@ -56,14 +59,35 @@ from dkp_tui.train.tensorboard import TB_DIR, TensorBoardLog
 
 def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_run: str | Path | None = None,
           resume: bool = False, quiet: bool = False) -> RunInfo:
-    """Train one run into ``run_dir`` (new, or ``resume=True`` to continue from its last checkpoint)."""
+    """Train one run into ``run_dir`` (new, or ``resume=True`` to continue from its last checkpoint).
+
+    The run's writer lock is held throughout: a second ``train`` or ``train --resume`` of the same run is refused
+    at once instead of interleaving its metrics and checkpoints with this one's.
+    """
     if role not in ROLES:
         raise DkpError(f"role must be one of {ROLES}")
     run_dir = Path(run_dir)
+    if cfg.train.tensorboard:
+        require("tensorboard")  # before the run directory exists, not after
+    if resume:
+        read_run_info(run_dir)  # a missing or foreign run is refused before the lock creates anything
+    elif is_run_dir(run_dir):
+        raise DkpError(f"{run_dir} already holds a run; continue it with `dkp train --resume {run_dir}` "
+                       "or choose another --run")
+    check_output_dir(run_dir, "--run")
+    if not resume and run_dir.is_dir():
+        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
+        if foreign:  # e.g. --run data/taichi: the run's files would land among the data set's
+            raise DkpError(f"--run {run_dir} is not empty and holds no run (it holds {foreign[0]}); choose a new "
+                           "or empty directory")
+    with writer_lock(run_dir, f"run {run_dir}", keep=frozenset({EVAL_JSON})):
+        return _train_locked(cfg, run_dir, role, teacher_run, resume, quiet)
+
+
+def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path | None, resume: bool,
+                  quiet: bool) -> RunInfo:
     t = cfg.train
     o = cfg.optim
-    if t.tensorboard:
-        require("tensorboard")  # before the run directory exists, not after
 
     # -- processes, device, precision, seeds ----------------------------------------------------------
     device = pick_device(t.device)
@@ -86,21 +110,15 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
     # -- the run directory --------------------------------------------------------------------------
     distill = role == "student" and teacher_run is not None and cfg.kd.gamma > 0
     info: RunInfo | None = None  # ranks other than 0 never write it
-    if resume:
+    if resume:  # read again under the lock: a writer that held it until now may have moved the run on
         info = read_run_info(run_dir)
         if info.status == "finished" and info.step >= t.iterations:
             return info
         teacher_run = info.teacher_run if teacher_run is None else teacher_run
         distill = role == "student" and teacher_run is not None and cfg.kd.gamma > 0
-    elif is_run_dir(run_dir):
+    elif is_run_dir(run_dir):  # a writer that held the lock until now made it
         raise DkpError(f"{run_dir} already holds a run; continue it with `dkp train --resume {run_dir}` "
                        "or choose another --run")
-    check_output_dir(run_dir, "--run")
-    if not resume and run_dir.is_dir():
-        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
-        if foreign:  # e.g. --run data/taichi: the run's files would land among the data set's
-            raise DkpError(f"--run {run_dir} is not empty and holds no run (it holds {foreign[0]}); choose a new "
-                           "or empty directory")
 
     # -- data: the teacher trains on depth, the student on RGB (plus depth for its teacher) ------------
     loader = BatchLoader(cfg.data.dataset, cfg.data.split, cfg.model.image_size, t.batch_size, t.seed,
@@ -172,7 +190,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
     last_good = start_step
     window_start, window_images = time.perf_counter(), 0
     t0 = time.perf_counter()
-    step = start_step
+    step = completed = start_step
     try:
         for step, batch in loader.iterate(start_step, t.iterations):
             x = (batch.image if role == "student" else batch.depth).to(device, non_blocking=True)
@@ -192,6 +210,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
             scaler.step(optimizer)
             scaler.update()
             step += 1
+            completed = step
             window_images += x.shape[0] * dist_info.world_size
 
             if dist_info.is_main:
@@ -216,9 +235,17 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
                    f"training stopped, last good checkpoint: step {last_good}")
         _finish(run_dir, info, writer, progress, dist_info, "failed", last_good, message)
         raise DkpError(message) from None
+    except (OSError, DkpError) as err:  # a full or vanished disk, a damaged shard: say what is kept and how on
+        text = os_error_text(err) if isinstance(err, OSError) else str(err)
+        kept = (f"kept: the checkpoint of step {last_good}" if last_good > 0 or has_checkpoint(run_dir)
+                else "no checkpoint yet")
+        message = f"{text}; {kept}; once fixed, continue with `dkp train --resume {run_dir}`"
+        _finish(run_dir, info, writer, progress, dist_info, "failed", last_good, message)
+        raise DkpError(message) from None
     except BaseException as err:
         _finish(run_dir, info, writer, progress, dist_info, "failed", last_good,
-                f"interrupted at step {step}: {type(err).__name__}; resume with `dkp train --resume {run_dir}`")
+                f"interrupted after step {completed} (last checkpoint: step {last_good}): {type(err).__name__}; "
+                f"resume with `dkp train --resume {run_dir}`")
         raise
     _finish(run_dir, info, writer, progress, dist_info, "finished", step, "")
     return info
@@ -286,12 +313,21 @@ def _checkpoint(run_dir: Path, model: AutoLink, optimizer: torch.optim.Optimizer
 
 def _finish(run_dir: Path, info: RunInfo, writer: MetricsWriter | None, progress: TrainProgress | None,
             dist_info: distributed.DistInfo, status: str, step: int, message: str) -> None:
+    """Record how the run ended. After a failure this is best effort: on a full or read-only disk the error that
+    stopped the run is what the user must see, not a second one from writing its status."""
     if progress is not None:
         progress.close()
     if dist_info.is_main:
         info.status, info.step, info.message = status, step, message
-        write_run_info(run_dir, info)
-        if writer is not None:
-            writer.write("end", step=step, status=status, message=message)
-            writer.close()
+        try:
+            write_run_info(run_dir, info)
+            if writer is not None:
+                writer.write("end", step=step, status=status, message=message)
+        except (OSError, DkpError):
+            if status == "finished":
+                raise
+        finally:
+            if writer is not None:
+                with contextlib.suppress(OSError):
+                    writer.close()
     distributed.cleanup(dist_info)

@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from dkp_tui.atomic import write_json, write_text, write_with
+from dkp_tui.atomic import write_json, write_text
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
+from dkp_tui.integrity import load_safetensors, save_safetensors
 from dkp_tui.version import __version__
 
 RUN_FORMAT = 1
@@ -110,20 +110,16 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor], cfg: Config, 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     metadata = {"config": cfg.to_json(), "dkp_version": __version__, "step": str(step), "role": role,
                 "format_version": str(RUN_FORMAT)}
-    write_with(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata), suffix=".safetensors")
+    save_safetensors(path, tensors, metadata)
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Return (tensors, metadata); a missing, corrupt or too-new file is a DkpError."""
-    from safetensors import safe_open
-
+    """Return (tensors, metadata); a missing, corrupt, damaged (hash mismatch) or too-new file is a DkpError."""
     path = Path(path)
     if not path.is_file():
         raise DkpError(f"weights not found: {path}")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-        tensors = load_file(str(path))
+        tensors, metadata = load_safetensors(path)
     except (SafetensorError, OSError, ValueError) as err:
         raise DkpError(f"{path}: not a readable safetensors file ({err})") from None
     version = metadata.get("format_version", str(RUN_FORMAT))

@@ -1,0 +1,160 @@
+"""Content hashes of the tensor files dkp writes, checked on every load: a flipped byte is an error, never a score.
+
+Safetensors files (weights, checkpoints) carry, in their metadata under ``dkp_sha256``, a JSON table of the SHA-256
+of every tensor's raw bytes and of the rest of the metadata (``__metadata__``). Per tensor rather than one digest of
+the file, so that a mismatch names the tensor and large files are verified by several threads at once (hashlib
+releases the GIL): the tensors are memory-mapped, so hashing them is the read of the file, and the threads overlap
+reading and hashing.
+Depth shards (``.npy``) keep the SHA-256 of their array bytes in their ``.stats.json``.
+
+Files written before this existed carry no hashes and load as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dkp_tui.errors import DkpError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+HASH_KEY = "dkp_sha256"
+META_ENTRY = "__metadata__"  # the digest of the metadata other than HASH_KEY
+PARALLEL_FROM = 8 * 2**20  # bytes: below this, starting threads costs more than it saves
+_IO_ERROR = re.compile(r'code: (\d+), kind: \w+, message: "([^"]*)"')
+
+
+def bytes_digest(data: memoryview | bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def array_digest(array: np.ndarray) -> str:
+    """SHA-256 of a C-contiguous array's bytes (a memory map is read, not copied)."""
+    import numpy as np
+
+    return bytes_digest(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """SHA-256 of a CPU tensor's raw bytes in row-major order (any dtype: viewed as bytes, not converted)."""
+    import torch
+
+    t = tensor.detach().contiguous().reshape(-1)
+    if t.dtype != torch.uint8:
+        t = t.view(torch.uint8)
+    return bytes_digest(memoryview(t.numpy()))
+
+
+def metadata_digest(metadata: dict[str, str]) -> str:
+    return bytes_digest(json.dumps({k: v for k, v in metadata.items() if k != HASH_KEY}, sort_keys=True).encode())
+
+
+@contextmanager
+def _pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)), thread_name_prefix="dkp-hash") as p:
+        yield p
+
+
+def digests(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> dict[str, str]:
+    """The ``dkp_sha256`` table of ``tensors`` and ``metadata``."""
+    table = dict(_digests(tensors))
+    table[META_ENTRY] = metadata_digest(metadata)
+    return table
+
+
+def _io_error(err: Exception) -> OSError | None:
+    """The OSError inside a safetensors error (it reports a full disk as text: ``IoError(Os { code: 28, ...``)."""
+    m = _IO_ERROR.search(str(err))
+    return OSError(int(m.group(1)), m.group(2)) if m else None
+
+
+def save_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor],
+                     metadata: dict[str, str] | None = None) -> None:
+    """Atomic ``safetensors.torch.save_file`` with the hash table added to the metadata."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    from dkp_tui.atomic import write_with
+
+    meta = dict(metadata or {})
+    meta[HASH_KEY] = json.dumps(digests(tensors, meta), sort_keys=True)
+
+    def write(tmp: Path) -> None:
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+        except SafetensorError as err:
+            io = _io_error(err)
+            if io is None:
+                raise
+            raise io from None  # atomic turns it into "cannot write PATH: No space left on device (ENOSPC)"
+
+    write_with(Path(path), write, suffix=".safetensors")
+
+
+def damaged(path: str | os.PathLike[str], what: str) -> DkpError:
+    return DkpError(f"{path}: damaged: hash mismatch ({what}); the file was changed on disk after dkp wrote it: "
+                    "restore it from a copy or write it again")
+
+
+def load_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read every tensor and the metadata, verifying the hashes (see the module docstring).
+
+    Raises ``SafetensorError``/``OSError`` for an unreadable file (the callers word those) and a DkpError
+    "damaged: hash mismatch" for a file whose bytes are not those that were written.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+    tensors = load_file(str(path))  # memory-mapped: hashing is the first read of the bytes, not a second one
+    table = _hash_table(path, metadata)
+    if table is None:
+        return tensors, metadata
+    missing = sorted(set(table) - set(tensors) - {META_ENTRY})
+    if missing:
+        raise damaged(path, f"tensor {missing[0]} is missing")
+    if table.get(META_ENTRY) != metadata_digest(metadata):
+        raise damaged(path, "metadata")
+    for name, digest in _digests(tensors):
+        if table.get(name) != digest:
+            raise damaged(path, f"tensor {name}" if name in table else f"tensor {name} is not in the hashes")
+    return tensors, metadata
+
+
+def _digests(tensors: dict[str, torch.Tensor]) -> Iterator[tuple[str, str]]:
+    """(name, digest) of every tensor; large sets in parallel threads, largest first, so that reading the pages
+    (from the disk when the cache is cold) and hashing them overlap across cores."""
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    if total < PARALLEL_FROM or (os.cpu_count() or 1) == 1:
+        for name, t in tensors.items():
+            yield name, tensor_digest(t)
+        return
+    order = sorted(tensors, key=lambda n: -tensors[n].numel() * tensors[n].element_size())
+    with _pool() as pool:
+        futures = [(name, pool.submit(tensor_digest, tensors[name])) for name in order]
+        for name, fut in futures:
+            yield name, fut.result()
+
+
+def _hash_table(path: str | os.PathLike[str], metadata: dict[str, str]) -> dict[str, str] | None:
+    if HASH_KEY not in metadata:
+        return None  # written before dkp hashed its files
+    try:
+        table = json.loads(metadata[HASH_KEY])
+    except json.JSONDecodeError:
+        raise damaged(path, "the hash table is not JSON") from None
+    if not isinstance(table, dict):
+        raise damaged(path, "the hash table is not a table")
+    return table
+
