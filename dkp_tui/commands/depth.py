@@ -63,17 +63,24 @@ def _depth_command(
     """
     if import_dir is None and polarity != "inverse":
         raise DkpError("--polarity describes --import files; model output is always inverse depth")
-    if import_dir is not None:
-        from dkp_tui.depth.importer import import_depth
+    from dkp_tui.data.depth_cache import depth_root
+    from dkp_tui.data.layout import read_manifest
+    from dkp_tui.locks import writer_lock
 
-        result = import_depth(dataset, import_dir, splits=splits or None, tag=tag or "imported", force=force,
-                              polarity=polarity, shard_size=shard_size, quiet=quiet)
-    else:
-        from dkp_tui.depth.compute import compute_depth
+    read_manifest(dataset)  # not a data set: refused before the lock creates DATASET/depth
+    # one depth writer per data set (rank 0 of torchrun only): a second `dkp depth` is refused at once
+    with writer_lock(depth_root(dataset), f"the depth caches of {dataset}"):
+        if import_dir is not None:
+            from dkp_tui.depth.importer import import_depth
 
-        result = compute_depth(dataset, model, batch_size=batch_size, device=device, splits=splits or None,
-                               force=force, tag=tag, shard_size=shard_size, precision=precision,
-                               quiet=quiet)
+            result = import_depth(dataset, import_dir, splits=splits or None, tag=tag or "imported", force=force,
+                                  polarity=polarity, shard_size=shard_size, quiet=quiet)
+        else:
+            from dkp_tui.depth.compute import compute_depth
+
+            result = compute_depth(dataset, model, batch_size=batch_size, device=device, splits=splits or None,
+                                   force=force, tag=tag, shard_size=shard_size, precision=precision,
+                                   quiet=quiet)
     if json_out:
         print_json(result)
     elif not quiet:

@@ -4,7 +4,8 @@
 <dataset>/depth/<tag>/settings.json                    what the cache is being made with (written before any shard)
 <dataset>/depth/<tag>/manifest.json                    schema, dkp version, model id/revision, transform, counts
 <dataset>/depth/<tag>/<split>/shard-NNNNN.npy          uint16 n x H x W (n = shard_size, the last may be shorter)
-<dataset>/depth/<tag>/<split>/shard-NNNNN.stats.json   per-shard facts (count, constant maps), written before it
+<dataset>/depth/<tag>/<split>/shard-NNNNN.stats.json   per-shard facts (count, constant maps, SHA-256 of the
+                                                       array bytes), written before it
 ```
 
 Value = round(d * 65535) with d the per-image min-max normalised inverse depth (near = 1), stored unflipped at the
@@ -26,6 +27,7 @@ import numpy as np
 
 from dkp_tui.atomic import atomic_path, write_json
 from dkp_tui.errors import DkpError
+from dkp_tui.integrity import array_digest, damaged
 from dkp_tui.version import __version__
 
 DEPTH_FORMAT = 1
@@ -93,7 +95,21 @@ def write_depth_split(dataset: str | Path, tag: str, split: str, depth01: np.nda
                       shard_size: int = DEFAULT_SHARD_SIZE) -> None:
     """Write a whole split's depth (N x H x W floats in [0, 1], already normalised) as shards."""
     for i, start in enumerate(range(0, len(depth01), shard_size)):
-        save_shard_array(shard_path(dataset, tag, split, i), encode_depth(depth01[start:start + shard_size]))
+        maps = encode_depth(depth01[start:start + shard_size])
+        write_shard(dataset, tag, split, i, maps, count_constant(maps))
+
+
+def verify_shard(dataset: str | Path, tag: str, split: str, index: int, array: np.ndarray) -> None:
+    """Compare a shard's bytes with the SHA-256 in its stats file (shards written before dkp hashed them, or whose
+    stats file is gone, have nothing to compare with and pass)."""
+    try:
+        stats = _read_json(stats_path(dataset, tag, split, index))
+    except DkpError:
+        return
+    digest = stats.get("sha256") if stats is not None else None
+    if isinstance(digest, str) and array_digest(array) != digest:
+        raise damaged(shard_path(dataset, tag, split, index),
+                      f"depth shard {index + 1}; `dkp depth {dataset} --force` recomputes the cache")
 
 
 def write_depth_manifest(dataset: str | Path, tag: str, manifest: dict[str, Any]) -> None:
@@ -120,6 +136,7 @@ class DepthArray:
             except (ValueError, OSError) as err:  # truncated by a full disk or an interrupted copy
                 raise DkpError(f"{path}: unreadable depth shard ({err}); rerun `dkp depth {dataset} --force`") \
                     from None
+            verify_shard(dataset, tag, split, i, self.shards[-1])
         total = sum(len(s) for s in self.shards)
         if total != count:
             raise DkpError(f"{dataset}: depth cache {tag}/{split} holds {total} maps for {count} images")
@@ -285,15 +302,19 @@ def finished_shards(dataset: str | Path, tag: str, split: str, count: int, shard
         if arr.shape != want or arr.dtype != np.uint16:
             raise DkpError(f"{path}: holds {arr.dtype} {arr.shape}, expected uint16 {want}; "
                            f"--force recomputes the cache")
+        verify_shard(dataset, tag, split, i, arr)
         done.append(True)
     return done
 
 
 def write_shard(dataset: str | Path, tag: str, split: str, index: int, maps: np.ndarray, constant: int) -> None:
-    """Stats first, then the shard: a shard that exists always has its stats (a rerun rewrites both)."""
+    """Stats first, then the shard: a shard that exists always has its stats (a rerun rewrites both). The stats
+    carry the SHA-256 of the shard's array bytes, checked whenever the shard is opened."""
     if maps.dtype != np.uint16 or maps.ndim != 3:
         raise ValueError(f"a depth shard is uint16 n x H x W, got {maps.dtype} {maps.shape}")
-    write_json(stats_path(dataset, tag, split, index), {"count": int(len(maps)), "constant": int(constant)})
+    maps = np.ascontiguousarray(maps)
+    write_json(stats_path(dataset, tag, split, index), {"count": int(len(maps)), "constant": int(constant),
+                                                        "sha256": array_digest(maps)})
     save_shard_array(shard_path(dataset, tag, split, index), maps)
 
 

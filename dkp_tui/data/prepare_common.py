@@ -48,6 +48,7 @@ from dkp_tui.data.layout import (
     write_manifest,
 )
 from dkp_tui.errors import DkpError
+from dkp_tui.locks import writer_lock
 
 REPORT = "prepare_report.json"
 LABELS_DIR = "labels"
@@ -473,6 +474,13 @@ def prepare(plan: Plan, out: str | Path, image_size: int, *, force: bool = False
     for note in plan.notes:
         reporter.note(note)
     fp = fingerprint(plan, image_size)
+    check_output_dir(out, "--out")
+    with writer_lock(out, f"data set {out}"):  # a second prepare of the same folder is refused at once
+        return _prepare_locked(plan, out, image_size, fp, force, skip_bad, workers, reporter, start)
+
+
+def _prepare_locked(plan: Plan, out: Path, image_size: int, fp: str, force: bool, skip_bad: bool, workers: int,
+                    reporter: Reporter, start: float) -> PrepareResult:
     existing = reusable(out, fp, force)
     if existing is not None:
         reporter.note(f"{out}: already prepared from this input; reusing it (--force rebuilds)")

@@ -35,6 +35,7 @@ from dkp_tui.data.prepare_common import refuse_foreign
 from dkp_tui.data.synthetic_render import NOISE, PLAIN, STRIPES, Canvas, Paint, bar, capsule, patch
 from dkp_tui.data.synthetic_scene import pick as _pick
 from dkp_tui.errors import DkpError
+from dkp_tui.locks import writer_lock
 
 GENERATOR_VERSION = 1
 DEPTH_TAG = "exact"
@@ -637,6 +638,13 @@ def prepare(root: str | Path, size: int = 64, n_train: int = 4000, n_fit: int = 
     source = _source(params, seed, background, family, variant)
     wanted = _manifest(size, counts, source)
     check_output_dir(root, "--out")
+    with writer_lock(root, f"data set {root}"):  # a second prepare of the same folder is refused at once
+        return _prepare_locked(root, size, counts, background, seed, progress, force, params, workers, source, wanted)
+
+
+def _prepare_locked(root: Path, size: int, counts: dict[str, int], background: str, seed: int, progress: bool,
+                    force: bool, params: SyntheticParams, workers: int, source: dict[str, Any],
+                    wanted: Manifest) -> tuple[Manifest, bool]:
     if not force:
         have = _existing(root, wanted)
         if have is not None:

@@ -176,6 +176,11 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
             tensorboard = TensorBoardLog(run_dir / TB_DIR, purge_step=start_step)
         writer = MetricsWriter(run_dir / METRICS, truncate_after_step=start_step if resume else None,
                                mirror=tensorboard)
+        if writer.dropped and not quiet:
+            from rich.console import Console
+
+            Console(stderr=True).print(f"{run_dir / METRICS}: dropped {writer.dropped} torn or undecodable "
+                                       "line(s) left by the interrupted run")
         if start_step == 0:
             writer.write("start", step=0, role=role, total_steps=t.iterations, teacher_run=info.teacher_run,
                          device=str(device), precision=str(amp_dtype or "fp32"), world_size=dist_info.world_size,

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dkp_tui.jsonl import read_jsonl
+
 if TYPE_CHECKING:
     from dkp_tui.train.tensorboard import TensorBoardLog
 
@@ -33,25 +35,20 @@ class MetricsWriter:
         """``mirror``: also hand every record to this (a ``TensorBoardLog``), which is closed with the writer."""
         self.path = Path(path)
         self.mirror = mirror
+        self.dropped = 0  # torn or undecodable lines dropped on resume
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if truncate_after_step is not None and self.path.exists():
             self._truncate_after(truncate_after_step)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run's lifetime
 
     def _truncate_after(self, step: int) -> None:
-        """On resume, drop lines logged after the checkpoint we resume from, so the curve has no duplicates."""
-        kept: list[str] = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if obj.get("step", 0) is not None and int(obj.get("step") or 0) > step:
-                continue
-            kept.append(line)
+        """On resume, drop lines logged after the checkpoint we resume from, so the curve has no duplicates, and
+        a torn or undecodable tail left by a crash (counted in ``dropped``)."""
         from dkp_tui.atomic import write_text
 
-        write_text(self.path, "".join(k + "\n" for k in kept))
+        records, self.dropped = read_jsonl(self.path)
+        kept = [r for r in records if not (isinstance(r.get("step"), int | float) and r["step"] > step)]
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, kind: str, **fields: Any) -> None:
         record = {"kind": kind, "time": time.time(), **{k: _clean(v) for k, v in fields.items()}}

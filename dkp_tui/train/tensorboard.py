@@ -10,7 +10,6 @@ logged live. Tags: ``loss/<term>`` for every loss term (``loss`` itself is ``los
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ import numpy as np
 
 from dkp_tui.errors import DkpError
 from dkp_tui.extras import require
+from dkp_tui.jsonl import read_jsonl
 
 TB_DIR = "tensorboard"  # under the run directory
 TAGS = {
@@ -103,16 +103,11 @@ def convert_run(run: str | Path, out_dir: str | Path) -> dict[str, Any]:
     try:
         log = TensorBoardLog(tmp)
         try:
-            with open(metrics, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError:
-                        skipped += 1  # a torn last line of a crashed run: the readers' rule is to skip it
-                        continue
-                    if isinstance(obj, dict) and obj.get("kind") == "step":
-                        log.record("step", obj)
-                        steps += 1
+            records, skipped = read_jsonl(metrics)  # a torn or undecodable tail is dropped and counted
+            for obj in records:
+                if obj.get("kind") == "step":
+                    log.record("step", obj)
+                    steps += 1
             for png in sorted((run / SAMPLES).glob("step_*.png")):
                 m = SAMPLE_PNG.search(png.name)
                 image = _read_png(png) if m else None

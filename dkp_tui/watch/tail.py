@@ -8,11 +8,12 @@ starts over from byte 0 when the file was replaced or truncated. The file is onl
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dkp_tui.jsonl import parse_line
 
 HEAD_BYTES = (
     64  # compared on every poll: a file rewritten in place with other content is detected by its head
@@ -81,11 +82,8 @@ class JsonlTailer:
         for raw in complete:
             if not raw.strip():
                 continue
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                obj = None
-            if isinstance(obj, dict):
+            obj = parse_line(raw)  # the rule of every metrics reader (dkp_tui.jsonl)
+            if obj is not None:
                 records.append(obj)
                 self.lines += 1
             else:
