@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,12 +43,25 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # again: a writer may have replaced the file (safetensors makes 0600)
         os.replace(tmp_path, path)
     except OSError as err:  # a disk that fills up (or vanishes) while the file is written: the old file stays
+        words = _write_error_words(err, path.parent)
         tmp_path.unlink(missing_ok=True)
         kept = f"; the previous {path.name} was kept" if path.exists() else ""
-        raise DkpError(f"cannot write {path}: {errno_words(err)}{kept}") from None
+        raise DkpError(f"cannot write {path}: {words}{kept}") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _write_error_words(err: OSError, folder: Path) -> str:
+    """The errno's words; numpy reports a short write on a full disk without an errno ("N requested and M
+    written"), so a full disk is named from the free space (measured before the partial file is removed)."""
+    if err.errno is not None:
+        return errno_words(err)
+    try:
+        full = shutil.disk_usage(folder).free < 2**16
+    except OSError:
+        full = False
+    return f"No space left on device (ENOSPC): {err}" if full else str(err)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

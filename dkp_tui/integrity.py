@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 HASH_KEY = "dkp_sha256"
 META_ENTRY = "__metadata__"  # the digest of the metadata other than HASH_KEY
 PARALLEL_FROM = 8 * 2**20  # bytes: below this, starting threads costs more than it saves
-_IO_ERROR = re.compile(r'code: (\d+), kind: \w+, message: "([^"]*)"')
+_IO_ERROR = re.compile(r"os error (\d+)|code: (\d+)")  # "I/O error: No space left on device (os error 28)"
 
 
 def bytes_digest(data: memoryview | bytes) -> str:
@@ -73,9 +73,12 @@ def digests(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> dict[
 
 
 def _io_error(err: Exception) -> OSError | None:
-    """The OSError inside a safetensors error (it reports a full disk as text: ``IoError(Os { code: 28, ...``)."""
+    """The OSError inside a safetensors error (it reports a full disk only as text)."""
     m = _IO_ERROR.search(str(err))
-    return OSError(int(m.group(1)), m.group(2)) if m else None
+    if m is None:
+        return None
+    code = int(m.group(1) or m.group(2))
+    return OSError(code, os.strerror(code))
 
 
 def save_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor],

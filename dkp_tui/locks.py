@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from dkp_tui.errors import DkpError
+from dkp_tui.errors import DkpError, errno_words
 
 LOCK_NAME = ".dkp.lock"
 # the temporary names of dkp_tui.atomic (``.NAME.XXXXXXXX.tmp[.ext]``) and tempfile.mkdtemp (``.NAME.XXXXXXXX.tmp``)
@@ -113,7 +113,7 @@ def writer_lock(folder: str | os.PathLike[str], what: str, keep: frozenset[str] 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DkpError(f"cannot create {folder}: {err.strerror or err}") from None
+        raise DkpError(f"cannot create {folder}: {errno_words(err)}") from None
     path = folder / LOCK_NAME
     try:
         fd = _open_locked(path, what)

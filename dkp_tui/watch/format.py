@@ -14,6 +14,7 @@ STATUS_STYLE = {
     "failed": "bold red",
     "stalled": "bold yellow",
     "unknown": "#808080",
+    "gone": "bold #808080",
 }
 MAIN_COLORS = ("#ffffff", "cyan", "magenta")
 COMPARE_COLORS = ("yellow", "green", "red")

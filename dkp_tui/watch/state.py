@@ -120,6 +120,7 @@ class RunMeta:
     teacher_run: str | None = None
     updated: float = 0.0
     message: str = ""
+    created: float = 0.0
 
 
 def read_run_meta(run: Path) -> RunMeta:
@@ -137,6 +138,7 @@ def read_run_meta(run: Path) -> RunMeta:
         teacher_run=d.get("teacher_run") if isinstance(d.get("teacher_run"), str) else None,
         updated=_float(d.get("updated")) or 0.0,
         message=str(d.get("message") or ""),
+        created=_float(d.get("created")) or 0.0,
     )
 
 
@@ -202,6 +204,8 @@ class RunModel:
         self.tailer = JsonlTailer(path / METRICS)
         self.meta = RunMeta()
         self._meta_mtime = -1
+        self.gone = False  # its folder (or run.json) was deleted: shown as "gone", not as its last status
+        self._identity: tuple[int, int] | None = None  # the folder's device and inode
         self._samples_mtime = -1
         self._samples: tuple[Path | None, Path | None, int] = (None, None, 0)
         self.version = 0  # bumped whenever anything shown may have changed
@@ -221,8 +225,12 @@ class RunModel:
         return self.tailer.corrupt
 
     def poll(self) -> bool:
-        """Read what is new on disk; True when something changed."""
-        changed = self._poll_meta()
+        """Read what is new on disk; True when something changed. A run whose folder was deleted is marked gone,
+        and one replaced by another run (a new folder, or a new run.json "created") starts over, on this poll."""
+        changed = self._poll_identity()
+        if self.gone:
+            return changed
+        changed |= self._poll_meta()
         batch = self.tailer.poll()
         if batch.reset:
             self._clear()
@@ -235,6 +243,33 @@ class RunModel:
             self.version += 1
         return changed
 
+    def _poll_identity(self) -> bool:
+        try:
+            st = os.stat(self.path)
+            present = (self.path / RUN_JSON).is_file()
+        except OSError:
+            present = False
+        if not present:
+            if self.gone:
+                return False
+            self._start_over()
+            self.gone, self.meta = True, RunMeta(status="gone")
+            return True
+        folder = (st.st_dev, st.st_ino)
+        if self.gone or (self._identity is not None and self._identity != folder):
+            self._start_over()  # back, or another folder under the same name: another run
+            self._identity = folder
+            return True
+        self._identity = folder
+        return False
+
+    def _start_over(self) -> None:
+        """Forget everything read: the folder is gone or now holds another run."""
+        self.gone, self._identity, self._meta_mtime, self.meta = False, None, -1, RunMeta()
+        self._clear()
+        self.tailer = JsonlTailer(self.path / METRICS)
+        self.version += 1
+
     def _poll_meta(self) -> bool:
         try:
             mtime = (self.path / RUN_JSON).stat().st_mtime_ns
@@ -243,7 +278,12 @@ class RunModel:
         if mtime == self._meta_mtime:
             return False
         self._meta_mtime = mtime
+        previous = self.meta
         self.meta = read_run_meta(self.path)
+        if previous.created and self.meta.created and previous.created != self.meta.created:
+            self._start_over()  # the same folder, a new run (deleted and trained again between two polls)
+            self._meta_mtime = mtime
+            self.meta = read_run_meta(self.path)
         return True
 
     def _ingest(self, rec: dict[str, Any]) -> None:
@@ -308,7 +348,10 @@ class RunModel:
         return (s1 - s0) / (t1 - t0) if t1 > t0 and s1 > s0 else None
 
     def status(self, now: float) -> str:
-        """running / finished / failed / stalled: an end line or run.json decide, else the metrics' timestamps."""
+        """running / finished / failed / stalled / gone: an end line or run.json decide, else the metrics'
+        timestamps; a deleted run is gone whatever it said last."""
+        if self.gone:
+            return "gone"
         end = str(self.end.get("status") or "")
         if end in ("finished", "failed"):
             return end
