@@ -9,7 +9,10 @@
 <run>/metrics.jsonl       one JSON object per line (see dkp_tui.train.metrics)
 <run>/samples/step_NNNNNNN.png      keypoint overlays on a fixed set of images
 <run>/eval.json           evaluation results appended by `dkp eval`
+<run>/.dkp.lock           held by the one process training the run (dkp_tui.locks)
 ```
+
+Tensor files carry a SHA-256 table in their metadata (``dkp_tui.integrity``), checked on every load.
 """
 
 from __future__ import annotations
