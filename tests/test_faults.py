@@ -190,6 +190,25 @@ def test_two_trains_started_together_one_wins(tiny_dataset: Path, tmp_path: Path
     assert read_run_info(run).status == "finished" and not (run / LOCK_NAME).exists()
 
 
+def test_two_resumes_started_together_one_wins(finished_run: Path, tmp_path: Path):
+    run = _copy_run(finished_run, tmp_path / "run")
+    argv = ["train", "--resume", str(run), "--iterations", "4", "--quiet"]
+    go = tmp_path / "go"
+    _one_winner(_together([_waiting_cli(go, i, argv, preload="import torch") for i in range(2)], go))
+    steps = [r["step"] for r in _lines(run) if r["kind"] == "step"]
+    assert steps == [1, 2, 3, 4] and read_run_info(run).step == 4  # no step twice, none lost
+
+
+def test_two_depth_imports_started_together_one_wins(tiny_dataset: Path, tmp_path: Path):
+    data, maps = _data_and_maps(tiny_dataset, tmp_path)
+    argv = ["depth", str(data), "--import", str(maps), "--shard-size", "16", "--quiet"]
+    go = tmp_path / "go"
+    _one_winner(_together([_waiting_cli(go, i, argv) for i in range(2)], go))
+    from dkp_tui.data.depth_cache import open_depth
+
+    assert len(open_depth(data, "train", "imported")) == 48 and not (data / "depth" / LOCK_NAME).exists()
+
+
 # -- kill -9 during a checkpoint write, SIGTERM of prepare and depth -----------------------------------------------
 
 
@@ -263,20 +282,23 @@ def test_sigterm_of_prepare_then_rerun(tmp_path: Path):
     assert read_manifest(out).splits["train"].count == 8 and not (out / LOCK_NAME).exists()
 
 
-def test_sigterm_of_depth_then_rerun(tiny_dataset: Path, tmp_path: Path):
-    data = tmp_path / "data"
-    shutil.copytree(tiny_dataset, data, ignore=shutil.ignore_patterns("depth"))
-    maps = tmp_path / "maps"
-    maps.mkdir()
+def _data_and_maps(tiny_dataset: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the tiny data set without depth, and a folder of depth maps for `dkp depth --import`."""
     from dkp_tui.data.layout import read_manifest
 
-    manifest = read_manifest(data)
-    for split, info in manifest.splits.items():
+    data, maps = tmp_path / "data", tmp_path / "maps"
+    shutil.copytree(tiny_dataset, data, ignore=shutil.ignore_patterns("depth"))
+    for split, info in read_manifest(data).splits.items():
         if info.same_as:
             continue
-        (maps / split).mkdir()
+        (maps / split).mkdir(parents=True)
         for i in range(info.count):
             np.save(maps / split / f"{i:06d}.npy", np.random.default_rng(i).random((64, 64), dtype=np.float32))
+    return data, maps
+
+
+def test_sigterm_of_depth_then_rerun(tiny_dataset: Path, tmp_path: Path):
+    data, maps = _data_and_maps(tiny_dataset, tmp_path)
     argv = ["depth", str(data), "--import", str(maps), "--shard-size", "16", "--quiet"]
     proc = subprocess.Popen(_script(f"""
         import time
