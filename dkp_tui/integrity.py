@@ -1,7 +1,7 @@
 """Content hashes of the tensor files dkp writes, checked on every load: a flipped byte is an error, never a score.
 
 Safetensors files (weights, checkpoints) carry, in their metadata under ``dkp_sha256``, a JSON table of the SHA-256
-of every tensor's raw bytes and of the rest of the metadata (``__metadata__``). Per tensor rather than one digest of
+of every tensor (its dtype, shape and raw bytes) and of the rest of the metadata (``__metadata__``). Per tensor rather than one digest of
 the file, so that a mismatch names the tensor and large files are verified by several threads at once (hashlib
 releases the GIL): the tensors are memory-mapped, so hashing them is the read of the file, and the threads overlap
 reading and hashing.
@@ -46,13 +46,16 @@ def array_digest(array: np.ndarray) -> str:
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
-    """SHA-256 of a CPU tensor's raw bytes in row-major order (any dtype: viewed as bytes, not converted)."""
+    """SHA-256 of a CPU tensor's dtype, shape and raw bytes in row-major order (viewed as bytes, not converted):
+    a damaged header that still parses (F32 read as I32, another shape) changes it as surely as a damaged byte."""
     import torch
 
+    h = hashlib.sha256(f"{str(tensor.dtype).removeprefix('torch.')}{list(tensor.shape)}\n".encode())
     t = tensor.detach().contiguous().reshape(-1)
     if t.dtype != torch.uint8:
         t = t.view(torch.uint8)
-    return bytes_digest(memoryview(t.numpy()))
+    h.update(memoryview(t.numpy()))
+    return h.hexdigest()
 
 
 def metadata_digest(metadata: dict[str, str]) -> str:

@@ -361,6 +361,19 @@ def test_flipped_byte_in_a_depth_shard_is_refused(tiny_dataset: Path, tmp_path: 
     assert not (tmp_path / "t").exists()
 
 
+def test_a_damaged_header_that_still_parses_is_refused(finished_run: Path, tmp_path: Path):
+    path = tmp_path / "model.safetensors"
+    data = bytearray((finished_run / "model.safetensors").read_bytes())
+    n = int.from_bytes(data[:8], "little")
+    header = data[8:8 + n].replace(b'"dtype":"F32"', b'"dtype":"I32"', 1)  # same length: still a valid file
+    assert header != data[8:8 + n]
+    path.write_bytes(bytes(data[:8] + header + data[8 + n:]))
+    from dkp_tui.errors import DkpError
+
+    with pytest.raises(DkpError, match="damaged: hash mismatch"):
+        load_weights(path)
+
+
 def test_files_written_before_hashes_still_load(finished_run: Path, tmp_path: Path):
     from safetensors.torch import load_file, save_file
 

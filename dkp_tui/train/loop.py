@@ -31,8 +31,8 @@ from dkp_tui.train.kd import FrozenTeacher, kd_cosine_loss
 from dkp_tui.train.metrics import MetricsWriter
 from dkp_tui.train.progress import TrainProgress
 from dkp_tui.train.runs import (
-    EVAL_JSON,
     METRICS,
+    READER_FILES,
     ROLES,
     RUN_FILES,
     SAMPLES,
@@ -80,7 +80,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
         if foreign:  # e.g. --run data/taichi: the run's files would land among the data set's
             raise DkpError(f"--run {run_dir} is not empty and holds no run (it holds {foreign[0]}); choose a new "
                            "or empty directory")
-    with writer_lock(run_dir, f"run {run_dir}", keep=frozenset({EVAL_JSON})):
+    with writer_lock(run_dir, f"run {run_dir}", keep=READER_FILES):
         return _train_locked(cfg, run_dir, role, teacher_run, resume, quiet)
 
 

@@ -42,6 +42,7 @@ SAMPLES = "samples"
 EVAL_JSON = "eval.json"
 ROLES = ("teacher", "student")
 RUN_FILES = frozenset({RUN_JSON, CONFIG_TOML, WEIGHTS, CKPT_DIR, METRICS, SAMPLES, EVAL_JSON})  # what a run writes
+READER_FILES = frozenset({EVAL_JSON, "model.onnx"})  # written into a run by readers (eval, export), even mid-training
 
 
 @dataclass
