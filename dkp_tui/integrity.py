@@ -3,8 +3,8 @@
 Safetensors files (weights, checkpoints) carry, in their metadata under ``dkp_sha256``, a JSON table of the SHA-256
 of every tensor (its dtype, shape and raw bytes) and of the rest of the metadata (``__metadata__``). Per tensor rather than one digest of
 the file, so that a mismatch names the tensor and large files are verified by several threads at once (hashlib
-releases the GIL): the tensors are memory-mapped, so hashing them is the read of the file, and the threads overlap
-reading and hashing.
+releases the GIL). Loading hashes the file's mapped bytes directly, tensor by tensor, with no copy: the tensors
+themselves are mapped lazily by safetensors, so the check is the first read of the file, not a second one.
 Depth shards (``.npy``) keep the SHA-256 of their array bytes in their ``.stats.json``.
 
 Files written before this existed carry no hashes and load as before.
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dkp_tui.errors import DkpError
 
@@ -45,16 +46,36 @@ def array_digest(array: np.ndarray) -> str:
     return bytes_digest(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
+# torch dtype -> the name safetensors writes in the header: the digest's prefix, the same from a tensor (on save)
+# and from the file's header (on load)
+_DTYPE_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+                "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL", "uint16": "U16",
+                "uint32": "U32", "uint64": "U64", "complex64": "C64"}
+
+
+def _prefix(dtype: str, shape: list[int]) -> bytes:
+    return f"{dtype}{list(shape)}\n".encode()
+
+
 def tensor_digest(tensor: torch.Tensor) -> str:
     """SHA-256 of a CPU tensor's dtype, shape and raw bytes in row-major order (viewed as bytes, not converted):
-    a damaged header that still parses (F32 read as I32, another shape) changes it as surely as a damaged byte."""
+    a damaged header that still parses (F32 read as I32, another shape) changes it as surely as a damaged byte.
+    Equal to ``_range_digest`` of the same tensor in a safetensors file (raw little-endian bytes there too)."""
     import torch
 
-    h = hashlib.sha256(f"{str(tensor.dtype).removeprefix('torch.')}{list(tensor.shape)}\n".encode())
+    name = str(tensor.dtype).removeprefix("torch.")
+    h = hashlib.sha256(_prefix(_DTYPE_NAMES.get(name, name), list(tensor.shape)))
     t = tensor.detach().contiguous().reshape(-1)
     if t.dtype != torch.uint8:
         t = t.view(torch.uint8)
     h.update(memoryview(t.numpy()))
+    return h.hexdigest()
+
+
+def _range_digest(view: memoryview, dtype: str, shape: list[int], start: int, stop: int) -> str:
+    h = hashlib.sha256(_prefix(dtype, shape))
+    with view[start:stop] as part:
+        h.update(part)
     return h.hexdigest()
 
 
@@ -118,37 +139,55 @@ def load_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tens
     Raises ``SafetensorError``/``OSError`` for an unreadable file (the callers word those) and a DkpError
     "damaged: hash mismatch" for a file whose bytes are not those that were written.
     """
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    with safe_open(str(path), framework="pt") as f:
-        metadata = dict(f.metadata() or {})
-    tensors = load_file(str(path))  # memory-mapped: hashing is the first read of the bytes, not a second one
-    table = _hash_table(path, metadata)
-    if table is None:
-        return tensors, metadata
-    missing = sorted(set(table) - set(tensors) - {META_ENTRY})
-    if missing:
-        raise damaged(path, f"tensor {missing[0]} is missing")
-    if table.get(META_ENTRY) != metadata_digest(metadata):
-        raise damaged(path, "metadata")
-    for name, digest in _digests(tensors):
+    tensors = load_file(str(path))  # checks the header's structure; maps the data lazily
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        n = int.from_bytes(mm[:8], "little")
+        header = json.loads(mm[8:8 + n])
+        metadata = dict(header.pop(META_ENTRY, None) or {})
+        table = _hash_table(path, metadata)
+        if table is None:
+            return tensors, metadata
+        missing = sorted(set(table) - set(header) - {META_ENTRY})
+        if missing:
+            raise damaged(path, f"tensor {missing[0]} is missing")
+        if table.get(META_ENTRY) != metadata_digest(metadata):
+            raise damaged(path, "metadata")
+        with memoryview(mm) as view:
+            found = list(_file_digests(view, header, 8 + n))  # every slice of the map released before it closes
+    for name, digest in found:
         if table.get(name) != digest:
             raise damaged(path, f"tensor {name}" if name in table else f"tensor {name} is not in the hashes")
     return tensors, metadata
 
 
+def _file_digests(view: memoryview, header: dict[str, Any], base: int) -> Iterator[tuple[str, str]]:
+    """(name, digest) of every tensor of a mapped safetensors file, straight from its bytes (the page cache is
+    warm for ``load_state_dict`` afterwards); large files in parallel threads, largest first, so that reading
+    (from the disk when the cache is cold) and hashing overlap across cores."""
+    jobs = [(name, info["dtype"], info["shape"], base + info["data_offsets"][0], base + info["data_offsets"][1])
+            for name, info in header.items()]
+    if sum(stop - start for *_, start, stop in jobs) < PARALLEL_FROM or (os.cpu_count() or 1) == 1:
+        for name, dtype, shape, start, stop in jobs:
+            yield name, _range_digest(view, dtype, shape, start, stop)
+        return
+    jobs.sort(key=lambda job: job[3] - job[4])
+    with _pool() as pool:
+        futures = [(job[0], pool.submit(_range_digest, view, *job[1:])) for job in jobs]
+        for name, fut in futures:
+            yield name, fut.result()
+
+
 def _digests(tensors: dict[str, torch.Tensor]) -> Iterator[tuple[str, str]]:
-    """(name, digest) of every tensor; large sets in parallel threads, largest first, so that reading the pages
-    (from the disk when the cache is cold) and hashing them overlap across cores."""
+    """(name, digest) of tensors in memory (on save); large sets in parallel threads."""
     total = sum(t.numel() * t.element_size() for t in tensors.values())
     if total < PARALLEL_FROM or (os.cpu_count() or 1) == 1:
         for name, t in tensors.items():
             yield name, tensor_digest(t)
         return
-    order = sorted(tensors, key=lambda n: -tensors[n].numel() * tensors[n].element_size())
     with _pool() as pool:
-        futures = [(name, pool.submit(tensor_digest, tensors[name])) for name in order]
+        futures = [(name, pool.submit(tensor_digest, t)) for name, t in tensors.items()]
         for name, fut in futures:
             yield name, fut.result()
 
