@@ -74,8 +74,7 @@ def tensor_digest(tensor: torch.Tensor) -> str:
 
 def _range_digest(view: memoryview, dtype: str, shape: list[int], start: int, stop: int) -> str:
     h = hashlib.sha256(_prefix(dtype, shape))
-    with view[start:stop] as part:
-        h.update(part)
+    h.update(view[start:stop])  # a temporary slice: released on return, before the map is closed
     return h.hexdigest()
 
 
