@@ -639,12 +639,13 @@ def prepare(root: str | Path, size: int = 64, n_train: int = 4000, n_fit: int = 
     wanted = _manifest(size, counts, source)
     check_output_dir(root, "--out")
     with writer_lock(root, f"data set {root}"):  # a second prepare of the same folder is refused at once
-        return _prepare_locked(root, size, counts, background, seed, progress, force, params, workers, source, wanted)
+        return _prepare_locked(root, size, counts, background, seed, progress, force, params, workers, family,
+                               variant, source, wanted)
 
 
 def _prepare_locked(root: Path, size: int, counts: dict[str, int], background: str, seed: int, progress: bool,
-                    force: bool, params: SyntheticParams, workers: int, source: dict[str, Any],
-                    wanted: Manifest) -> tuple[Manifest, bool]:
+                    force: bool, params: SyntheticParams, workers: int, family: str, variant: dict[str, Any] | None,
+                    source: dict[str, Any], wanted: Manifest) -> tuple[Manifest, bool]:
     if not force:
         have = _existing(root, wanted)
         if have is not None:
