@@ -28,7 +28,7 @@ from dkp_tui.cli import app
 from dkp_tui.config import load_config
 from dkp_tui.locks import LOCK_NAME, remove_dead_temps, writer_lock
 from dkp_tui.train import loop
-from dkp_tui.train.runs import load_weights, read_run_info
+from dkp_tui.train.runs import load_weights, read_run_config, read_run_info
 
 runner = CliRunner()
 TESTS = Path(__file__).resolve().parent
@@ -179,11 +179,40 @@ def test_two_prepares_started_together_one_wins(tmp_path: Path):
     assert not _temps(out) and not (out / LOCK_NAME).exists()
 
 
+def _threads_together(fn, n: int = 2) -> list[BaseException | None]:
+    """``fn()`` in ``n`` threads released by one barrier; what each raised (None: returned). flock excludes two
+    open file descriptions of one process as it excludes two processes, so threads stand in for processes here
+    where a process start (torch's import) would cost more than the whole case."""
+    import threading
+
+    barrier, outcome = threading.Barrier(n), [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            fn()
+        except BaseException as err:  # noqa: BLE001 - reported to the test
+            outcome[i] = err
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return outcome
+
+
+def _one_refused(outcome: list[BaseException | None]) -> None:
+    from dkp_tui.errors import DkpError
+
+    refused = [e for e in outcome if e is not None]
+    assert len(refused) == 1 and isinstance(refused[0], DkpError), outcome
+    assert "is being written by pid" in str(refused[0]) and "\n" not in str(refused[0])
+
+
 def test_two_trains_started_together_one_wins(tiny_dataset: Path, tmp_path: Path):
     run = tmp_path / "run"
-    argv = ["train", *_sets(tiny_dataset, iterations=2), "--run", str(run), "--quiet"]
-    go = tmp_path / "go"
-    _one_winner(_together([_waiting_cli(go, i, argv, preload="import torch") for i in range(2)], go))
+    _one_refused(_threads_together(lambda: _train(tiny_dataset, run, iterations=2)))
     lines = _lines(run)
     assert [r["kind"] for r in lines].count("start") == 1
     assert [r["step"] for r in lines if r["kind"] == "step"] == [1, 2]
@@ -192,9 +221,13 @@ def test_two_trains_started_together_one_wins(tiny_dataset: Path, tmp_path: Path
 
 def test_two_resumes_started_together_one_wins(finished_run: Path, tmp_path: Path):
     run = _copy_run(finished_run, tmp_path / "run")
-    argv = ["train", "--resume", str(run), "--iterations", "4", "--quiet"]
-    go = tmp_path / "go"
-    _one_winner(_together([_waiting_cli(go, i, argv, preload="import torch") for i in range(2)], go))
+    cfg = read_run_config(run)
+    cfg.train.iterations = 4
+
+    def resume() -> None:
+        loop.train(cfg, run, role="student", resume=True, quiet=True)
+
+    _one_refused(_threads_together(resume))
     steps = [r["step"] for r in _lines(run) if r["kind"] == "step"]
     assert steps == [1, 2, 3, 4] and read_run_info(run).step == 4  # no step twice, none lost
 
@@ -456,8 +489,9 @@ def test_enospc_in_prepare(small_fs):
 
 def test_enospc_in_train_keeps_the_last_checkpoint(tiny_dataset: Path, small_fs):
     run = small_fs("9m") / "run"  # room for the weights (1.7 MB) and one checkpoint (5 MB), not two checkpoints
-    r = runner.invoke(app, ["train", *_sets(tiny_dataset, iterations=6), "--run", str(run), "--quiet"])
-    line = _one_error(r, "No space left on device (ENOSPC)", "kept: the checkpoint of step",
+    r = runner.invoke(app, ["train", *_sets(tiny_dataset, iterations=2, train__checkpoint_every=1), "--run",
+                            str(run), "--quiet"])
+    line = _one_error(r, "No space left on device (ENOSPC)", "kept: the checkpoint of step 1",
                       f"dkp train --resume {run}")
     info = read_run_info(run)
     assert info.status == "failed" and str(info.step) in line and not _temps(run)
