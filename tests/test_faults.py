@@ -179,16 +179,23 @@ def test_two_prepares_started_together_one_wins(tmp_path: Path):
     assert not _temps(out) and not (out / LOCK_NAME).exists()
 
 
-def _threads_together(fn, n: int = 2) -> list[BaseException | None]:
-    """``fn()`` in ``n`` threads released by one barrier; what each raised (None: returned). flock excludes two
-    open file descriptions of one process as it excludes two processes, so threads stand in for processes here
-    where a process start (torch's import) would cost more than the whole case."""
+# (delay of writer 0, delay of writer 1) after the common start; the first holds the lock within milliseconds and for
+# a second or more (a model is built, steps run), so the later one always meets the lock
+ORDERS = {"race": (0.0, 0.0), "first-then-second": (0.0, 0.1), "second-then-first": (0.1, 0.0)}
+
+
+def _threads_together(fn, delays: tuple[float, ...]) -> list[BaseException | None]:
+    """``fn()`` in one thread per delay, released by one barrier, each after its delay; what each raised (None:
+    returned). flock excludes two open file descriptions of one process as it excludes two processes, so threads
+    stand in for processes here, where a process start (torch's import) would cost more than the whole case."""
     import threading
 
+    n = len(delays)
     barrier, outcome = threading.Barrier(n), [None] * n
 
     def run(i: int) -> None:
         barrier.wait()
+        time.sleep(delays[i])
         try:
             fn()
         except BaseException as err:  # noqa: BLE001 - reported to the test
@@ -202,34 +209,40 @@ def _threads_together(fn, n: int = 2) -> list[BaseException | None]:
     return outcome
 
 
-def _one_refused(outcome: list[BaseException | None]) -> None:
+def _one_refused(outcome: list[BaseException | None], delays: tuple[float, ...]) -> None:
+    """Exactly one writer refused, in one line naming the holder; when one started later, that one."""
     from dkp_tui.errors import DkpError
 
-    refused = [e for e in outcome if e is not None]
-    assert len(refused) == 1 and isinstance(refused[0], DkpError), outcome
-    assert "is being written by pid" in str(refused[0]) and "\n" not in str(refused[0])
+    refused = [i for i, e in enumerate(outcome) if e is not None]
+    assert len(refused) == 1 and isinstance(outcome[refused[0]], DkpError), outcome
+    message = str(outcome[refused[0]])
+    assert "is being written by pid" in message and "\n" not in message
+    if len(set(delays)) > 1:
+        assert delays[refused[0]] == max(delays), "the writer that started second must be the one refused"
 
 
-def test_two_trains_started_together_one_wins(tiny_dataset: Path, tmp_path: Path):
+@pytest.mark.parametrize("order", ORDERS)
+def test_two_trains_started_together_one_wins(tiny_dataset: Path, tmp_path: Path, order: str):
     run = tmp_path / "run"
-    _one_refused(_threads_together(lambda: _train(tiny_dataset, run, iterations=2)))
+    _one_refused(_threads_together(lambda: _train(tiny_dataset, run, iterations=2), ORDERS[order]), ORDERS[order])
     lines = _lines(run)
     assert [r["kind"] for r in lines].count("start") == 1
     assert [r["step"] for r in lines if r["kind"] == "step"] == [1, 2]
     assert read_run_info(run).status == "finished" and not (run / LOCK_NAME).exists()
 
 
-def test_two_resumes_started_together_one_wins(finished_run: Path, tmp_path: Path):
+@pytest.mark.parametrize("order", ORDERS)
+def test_two_resumes_started_together_one_wins(finished_run: Path, tmp_path: Path, order: str):
     run = _copy_run(finished_run, tmp_path / "run")
     cfg = read_run_config(run)
-    cfg.train.iterations = 4
+    cfg.train.iterations = 8
 
     def resume() -> None:
         loop.train(cfg, run, role="student", resume=True, quiet=True)
 
-    _one_refused(_threads_together(resume))
+    _one_refused(_threads_together(resume, ORDERS[order]), ORDERS[order])
     steps = [r["step"] for r in _lines(run) if r["kind"] == "step"]
-    assert steps == [1, 2, 3, 4] and read_run_info(run).step == 4  # no step twice, none lost
+    assert steps == list(range(1, 9)) and read_run_info(run).step == 8  # no step twice, none lost
 
 
 def test_two_depth_imports_started_together_one_wins(tiny_dataset: Path, tmp_path: Path):

@@ -71,9 +71,6 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
         require("tensorboard")  # before the run directory exists, not after
     if resume:
         read_run_info(run_dir)  # a missing or foreign run is refused before the lock creates anything
-    elif is_run_dir(run_dir):
-        raise DkpError(f"{run_dir} already holds a run; continue it with `dkp train --resume {run_dir}` "
-                       "or choose another --run")
     check_output_dir(run_dir, "--run")
     if not resume and run_dir.is_dir():
         foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
@@ -116,7 +113,7 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
             return info
         teacher_run = info.teacher_run if teacher_run is None else teacher_run
         distill = role == "student" and teacher_run is not None and cfg.kd.gamma > 0
-    elif is_run_dir(run_dir):  # a writer that held the lock until now made it
+    elif is_run_dir(run_dir):  # checked under the lock: a run that is training is "being written", not this
         raise DkpError(f"{run_dir} already holds a run; continue it with `dkp train --resume {run_dir}` "
                        "or choose another --run")
 
