@@ -128,6 +128,19 @@ def test_second_depth_on_a_locked_data_set_is_refused(tiny_dataset: Path, tmp_pa
         assert sorted(p.name for p in (data / "depth").iterdir()) == [LOCK_NAME]
 
 
+def test_under_torchrun_only_rank_0_locks(tmp_path: Path, monkeypatch):
+    run = tmp_path / "run"
+    with writer_lock(run, "run"):
+        monkeypatch.setenv("RANK", "1")  # another rank of the same job: it writes only what rank 0 coordinates
+        with writer_lock(run, "run"):
+            pass
+        monkeypatch.setenv("RANK", "0")
+        from dkp_tui.errors import DkpError
+
+        with pytest.raises(DkpError, match="is being written by"), writer_lock(run, "run"):
+            pass
+
+
 def _together(commands: list[list[str]], go: Path, timeout: float = 300) -> list[subprocess.CompletedProcess]:
     """Start the commands, each waiting for ``go`` after its imports, then release them at the same moment."""
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
