@@ -76,13 +76,19 @@ def _open_locked(path: Path, what: str) -> int:
         os.close(fd)
 
 
-def remove_dead_temps(folder: Path, keep: frozenset[str] = frozenset()) -> list[Path]:
-    """Temporary files (and folders) a killed writer of ``folder`` left behind; call only while holding its lock.
+def remove_dead_temps(folder: Path, keep: frozenset[str] = frozenset(), max_depth: int = 3) -> list[Path]:
+    """Temporary files (and folders) a killed writer of ``folder`` left behind; call only while holding its lock,
+    and only on a folder known to be dkp's (a run, a data set that passed its checks, a depth cache): the pattern
+    is dkp's, but another program could use it too.
 
     ``keep``: target names that a reader may be writing at the same time (``eval.json`` in a run), left alone.
+    ``max_depth``: folder levels below ``folder`` looked at (a run's ``checkpoint/``, a cache's ``<tag>/<split>/``).
     """
     removed: list[Path] = []
+    top = len(folder.parts)
     for root, dirs, files in os.walk(folder):
+        if len(Path(root).parts) - top >= max_depth:
+            dirs[:] = []
         for name in [*files, *dirs]:
             m = _TEMP.match(name)
             if m is None or m.group("target") in keep:
@@ -99,11 +105,14 @@ def remove_dead_temps(folder: Path, keep: frozenset[str] = frozenset()) -> list[
 
 
 @contextlib.contextmanager
-def writer_lock(folder: str | os.PathLike[str], what: str, keep: frozenset[str] = frozenset()) -> Iterator[None]:
+def writer_lock(folder: str | os.PathLike[str], what: str, keep: frozenset[str] = frozenset(),
+                clean: bool = True) -> Iterator[None]:
     """Hold ``folder``'s writer lock (creating the folder) for the body; a second writer gets a DkpError at once.
 
-    On the way out the lock file is removed, and so is the folder when this call created it and nothing else was
-    written there (a refused input leaves nothing behind). Not rank 0 of torchrun: no lock, nothing else.
+    ``clean``: first remove what a killed writer left (``remove_dead_temps``); pass False where the folder's
+    contents are checked only under the lock (``prepare --out``), and call it once they are. On the way out the
+    lock file is removed, and so is the folder when this call created it and nothing else was written there (a
+    refused input leaves nothing behind). Not rank 0 of torchrun: no lock, nothing else.
     """
     folder = Path(folder)
     if not is_main_rank():
@@ -126,7 +135,8 @@ def writer_lock(folder: str | os.PathLike[str], what: str, keep: frozenset[str] 
         with contextlib.suppress(OSError):  # who holds it, for the second writer's message; best effort
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {_command_line()}\n".encode(), 0)
-        remove_dead_temps(folder, keep)
+        if clean:
+            remove_dead_temps(folder, keep)
         yield
     finally:
         with contextlib.suppress(OSError):

@@ -552,6 +552,18 @@ def test_dead_writers_temp_files_are_removed_but_a_readers_are_kept(tmp_path: Pa
     assert remove_dead_temps(run) == [live]
 
 
+def test_a_refused_foreign_folder_keeps_its_temp_looking_files(tmp_path: Path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("not a data set")
+    theirs = out / ".draft.q1w2e3r4.tmp"  # another program's name that happens to match dkp's pattern
+    theirs.write_text("keep me")
+    r = runner.invoke(app, ["prepare", "synthetic", "--out", str(out), "--n-train", "4", "--n-fit", "2",
+                            "--n-test", "2", "--quiet"])
+    _one_error(r, "is not empty and is not a dkp data set")
+    assert sorted(p.name for p in out.iterdir()) == [theirs.name, "notes.txt"]
+
+
 def test_interruption_names_the_last_completed_step(tiny_dataset: Path, tmp_path: Path, monkeypatch):
     real_step, calls = loop._train_step, {"n": 0}
 

@@ -48,7 +48,7 @@ from dkp_tui.data.layout import (
     write_manifest,
 )
 from dkp_tui.errors import DkpError
-from dkp_tui.locks import writer_lock
+from dkp_tui.locks import remove_dead_temps, writer_lock
 
 REPORT = "prepare_report.json"
 LABELS_DIR = "labels"
@@ -475,7 +475,7 @@ def prepare(plan: Plan, out: str | Path, image_size: int, *, force: bool = False
         reporter.note(note)
     fp = fingerprint(plan, image_size)
     check_output_dir(out, "--out")
-    with writer_lock(out, f"data set {out}"):  # a second prepare of the same folder is refused at once
+    with writer_lock(out, f"data set {out}", clean=False):  # a second prepare of the folder is refused at once
         return _prepare_locked(plan, out, image_size, fp, force, skip_bad, workers, reporter, start)
 
 
@@ -494,6 +494,7 @@ def _prepare_locked(plan: Plan, out: Path, image_size: int, fp: str, force: bool
 
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
+    remove_dead_temps(out)  # of a killed prepare; the folder passed its checks above
     notes = list(plan.notes)
     try:
         counts: dict[str, int] = {}

@@ -35,7 +35,7 @@ from dkp_tui.data.prepare_common import refuse_foreign
 from dkp_tui.data.synthetic_render import NOISE, PLAIN, STRIPES, Canvas, Paint, bar, capsule, patch
 from dkp_tui.data.synthetic_scene import pick as _pick
 from dkp_tui.errors import DkpError
-from dkp_tui.locks import writer_lock
+from dkp_tui.locks import remove_dead_temps, writer_lock
 
 GENERATOR_VERSION = 1
 DEPTH_TAG = "exact"
@@ -638,7 +638,7 @@ def prepare(root: str | Path, size: int = 64, n_train: int = 4000, n_fit: int = 
     source = _source(params, seed, background, family, variant)
     wanted = _manifest(size, counts, source)
     check_output_dir(root, "--out")
-    with writer_lock(root, f"data set {root}"):  # a second prepare of the same folder is refused at once
+    with writer_lock(root, f"data set {root}", clean=False):  # a second prepare of the folder is refused at once
         return _prepare_locked(root, size, counts, background, seed, progress, force, params, workers, family,
                                variant, source, wanted)
 
@@ -654,6 +654,7 @@ def _prepare_locked(root: Path, size: int, counts: dict[str, int], background: s
             return have, True
     # a rebuild: unmark the directory first, so an interrupted run never looks finished, and drop stale depth
     (root / layout.MANIFEST).unlink(missing_ok=True)
+    remove_dead_temps(root)  # of a killed prepare; the folder passed its checks above
     if (cache.depth_root(root) / DEPTH_TAG).is_dir():
         shutil.rmtree(cache.depth_root(root) / DEPTH_TAG)
     root.mkdir(parents=True, exist_ok=True)
