@@ -177,7 +177,7 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
             from rich.console import Console
 
             Console(stderr=True).print(f"{run_dir / METRICS}: dropped {writer.dropped} torn or undecodable "
-                                       "line(s) left by the interrupted run")
+                                       "line(s) (what a crash mid-write leaves)")
         if start_step == 0:
             writer.write("start", step=0, role=role, total_steps=t.iterations, teacher_run=info.teacher_run,
                          device=str(device), precision=str(amp_dtype or "fp32"), world_size=dist_info.world_size,
