@@ -6,7 +6,6 @@ one is resumed from its checkpoint, so a stopped job list continues where it sto
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 from dkp_tui.config import Config, load_config
 from dkp_tui.errors import DkpError
+from dkp_tui.jsonl import parse_line
 
 # fields that change neither the weights nor the scores (logging cadence, device choice); ignored on reuse
 IGNORED_ON_REUSE = ("train.device", "train.threads", "train.log_every", "train.sample_every", "train.n_samples",
@@ -243,15 +243,12 @@ def _last_step(path: Path) -> int | None:
             fh.seek(0, 2)
             size = fh.tell()
             fh.seek(max(0, size - 4096))
-            lines = fh.read().decode("utf-8", errors="ignore").splitlines()
+            lines = fh.read().split(b"\n")
     except OSError:
         return None
     for line in reversed(lines):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int):
+        record = parse_line(line)  # the metrics readers' rule (dkp_tui.jsonl): torn or undecodable lines skipped
+        if record is not None and isinstance(record.get("step"), int):
             return int(record["step"])
     return None
 
