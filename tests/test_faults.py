@@ -271,10 +271,20 @@ def test_two_depth_imports_started_together_one_wins(tiny_dataset: Path, tmp_pat
 # -- kill -9 during a checkpoint write, SIGTERM of prepare and depth -----------------------------------------------
 
 
-def test_kill9_during_a_checkpoint_write_then_resume_is_bit_identical(tiny_dataset: Path, tmp_path: Path):
-    _train(tiny_dataset, tmp_path / "full", iterations=4)
+@pytest.fixture
+def one_thread():
+    """Bit-identity across processes needs the same thread count in each (reductions split differently); the
+    config's train.threads sets it, and this restores the test process's own afterwards."""
+    threads = torch.get_num_threads()
+    yield {"train__threads": 1}
+    torch.set_num_threads(threads)
+
+
+def test_kill9_during_a_checkpoint_write_then_resume_is_bit_identical(tiny_dataset: Path, tmp_path: Path,
+                                                                      one_thread: dict):
+    _train(tiny_dataset, tmp_path / "full", iterations=4, **one_thread)
     run = tmp_path / "cut"
-    argv = ["train", *_sets(tiny_dataset, iterations=4), "--run", str(run), "--quiet"]
+    argv = ["train", *_sets(tiny_dataset, iterations=4, **one_thread), "--run", str(run), "--quiet"]
     # the tensors of the step-4 checkpoint are written to their temporary file, then the process is killed
     proc = subprocess.run(_script(f"""
         import os, signal

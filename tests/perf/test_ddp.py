@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from dkp_tui.config import load_config
-from dkp_tui.data.depth_cache import list_tags
+from dkp_tui.data.depth_cache import count_constant, list_tags, write_shard
 from dkp_tui.data.layout import save_array
 from dkp_tui.train import loop
 from dkp_tui.train.runs import load_weights, read_run_info
@@ -83,9 +83,9 @@ def constant_dataset(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactor
     for tag in list_tags(root):
         shards = sorted((root / "depth" / tag / "train").glob("shard-*.npy"))
         first = np.load(shards[0], allow_pickle=False)[:1]
-        for shard in shards:
-            maps = np.load(shard, allow_pickle=False)
-            save_array(shard, np.broadcast_to(first, maps.shape).copy())
+        for i, shard in enumerate(shards):
+            maps = np.broadcast_to(first, np.load(shard, allow_pickle=False).shape).copy()
+            write_shard(root, tag, "train", i, maps, count_constant(maps))  # with its stats and hash
     return root
 
 
