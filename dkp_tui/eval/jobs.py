@@ -20,7 +20,7 @@ from dkp_tui.errors import DkpError
 
 # fields that change neither the weights nor the scores (logging cadence, device choice); ignored on reuse
 IGNORED_ON_REUSE = ("train.device", "train.threads", "train.log_every", "train.sample_every", "train.n_samples",
-                    "train.tensorboard")
+                    "train.tensorboard", "eval.pck")
 
 TrainFn = Callable[..., Any]
 
