@@ -307,7 +307,8 @@ def crop_region(width: int, height: int, crop: str) -> tuple[float, float, float
 
 
 def to_stored(xy: np.ndarray, region: np.ndarray | tuple[float, ...], size: int) -> np.ndarray:
-    """(..., 2) original (x, y) -> (..., 2) stored (y, x), the layout's order (half-pixel-centre resize)."""
+    """(..., J, 2) original (x, y) -> (..., J, 2) stored (y, x), the layout's order (half-pixel-centre resize);
+    ``region`` (..., 4) is each frame's (top, left, h, w)."""
     top, left, h, w = (np.asarray(region, dtype=np.float64)[..., i, None] for i in range(4))
     xy = np.asarray(xy, dtype=np.float64)
     x = (xy[..., 0] - left + 0.5) * size / w - 0.5
@@ -316,7 +317,7 @@ def to_stored(xy: np.ndarray, region: np.ndarray | tuple[float, ...], size: int)
 
 
 def to_original(yx: np.ndarray, region: np.ndarray | tuple[float, ...], size: int) -> np.ndarray:
-    """Inverse of ``to_stored``: (..., 2) stored (y, x) -> (..., 2) original (x, y)."""
+    """Inverse of ``to_stored``: (..., J, 2) stored (y, x) -> (..., J, 2) original (x, y)."""
     top, left, h, w = (np.asarray(region, dtype=np.float64)[..., i, None] for i in range(4))
     yx = np.asarray(yx, dtype=np.float64)
     x = left + (yx[..., 1] + 0.5) * w / size - 0.5
