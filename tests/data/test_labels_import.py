@@ -249,3 +249,38 @@ def test_export_bakes_the_joints_into_the_onnx_model(imported, tiny_dataset: Pat
     via_torch = json.loads(_ok(["infer", weights, ex.folder / "img0.png", "--joints", joints, "-q"]))
     np.testing.assert_allclose([[j["x"], j["y"]] for j in via_onnx["frames"][0]["joints"]],
                                [[j["x"], j["y"]] for j in via_torch["frames"][0]["joints"]], atol=2e-3)
+
+
+def test_runs_compare_on_a_labelled_folder_set(imported, tiny_dataset: Path, tmp_path: Path) -> None:
+    """`dkp eval --runs N --compare --data DS` on your own labels: the teacher scored on the set's depth, the students
+    on RGB, every row with the folder protocol and its mean pose (a fake trainer writes random weights)."""
+    from dkp_tui.data.depth_cache import open_depth
+    from dkp_tui.eval import repeats
+    from dkp_tui.train.runs import RunInfo, write_run_config, write_run_info
+
+    ex, root = imported["ex"], imported["root"]
+    ds = root / "ds-coco"
+    depth = tmp_path / "depth"
+    depth.mkdir()
+    maps = {s: open_depth(tiny_dataset, s, "exact") for s in ("fit", "test")}
+    for name, (split, i) in zip(ex.names, ex.origin, strict=True):
+        assert cv2.imwrite(str(depth / name), np.asarray(maps[split][i:i + 1])[0])
+    _ok(["depth", ds, "--import", depth, "--quiet"])
+
+    def trainer(cfg, run: Path, *, role: str, teacher_run, resume: bool, quiet: bool) -> RunInfo:
+        run.mkdir(parents=True, exist_ok=True)
+        random_weights(run / "model.safetensors", tiny_dataset, role=role, seed=len(str(run)))
+        write_run_config(run, cfg)
+        info = RunInfo(role=role, status="finished", step=cfg.train.iterations, total_steps=cfg.train.iterations,
+                       seed=cfg.train.seed, teacher_run=str(teacher_run) if teacher_run else None)
+        write_run_info(run, info)
+        return info
+
+    summary = repeats.run_repeats("synthetic-cpu", 1, True, tmp_path / "runs", [f'data.dataset="{ds}"', "eval.pck=0.2"],
+                                  progress=False, train_fn=trainer)
+    rows = {r["variant"]: r for r in summary["rows"]}
+    assert set(rows) == {"teacher", "student-only", "distilled"} and rows["teacher"]["input"] == "depth"
+    assert summary["protocol"] == "folder" and summary["mean_pose"]["value"] > 0
+    records = [json.loads((tmp_path / "runs" / "seed0" / v / "eval.json").read_text())[-1]
+               for v in ("teacher", "student", "student-only")]
+    assert all(r["options"]["pck"] == 0.2 and r["protocol"] == "folder" for r in records)
