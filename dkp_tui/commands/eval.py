@@ -156,6 +156,8 @@ def _eval_command(
                 raise DkpError("give either a RUN to evaluate or --runs N --preset P, not both")
             if not preset:
                 raise DkpError("--runs needs --preset (the config the seeds are trained with)")
+            if shots:
+                raise DkpError("--shots goes with one RUN (dkp eval RUN --data DS --shots ...), not with --runs")
             if data is not None:
                 from dkp_tui.config import override
 
