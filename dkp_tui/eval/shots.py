@@ -3,8 +3,8 @@
 The run is detected once on the fit and test splits (`evaluate.evaluate_with_splits`, which also records the
 full evaluation); then for each shot count the regression is fitted on seeded random draws of that many fit
 frames and scored on the whole test split, beside the mean pose of the same drawn frames (so the reference gets
-exactly the labels the model got). Scores are the folder protocol's: error in original pixels, ×100 of the frame
-size, PCK.
+exactly the labels the model got). Scores are the folder protocol's, on any labelled set: error in original
+pixels, ×100 of the frame size, PCK.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ def run_shots(req: EvalRequest, shots: list[int | None], draws: int = DEFAULT_DR
     """The shots curve of one run: {record, rows, figure}; ``figure`` (PNG) defaults to ``RUN/shots.png``."""
     if draws < 2:
         raise DkpError(f"--draws {draws}: at least 2 draws per shot count (a std needs two)")
+    # the folder protocol's regression and scores on any labelled set (synthetic: pixels of the stored frame)
+    req = EvalRequest(req.run, req.data, ['eval.protocol="folder"', *req.overrides], req.device, req.batch_size)
     record, fit, test = evaluate_with_splits(req)
     if fit.keypoints is None or test.keypoints is None:
         raise DkpError("the shots curve needs detections on the fit and test splits")
