@@ -127,8 +127,10 @@ def bar_chart(labels: Sequence[str], means: Sequence[float | None], stds: Sequen
 
 
 def seed_plot(series: Sequence[tuple[str, Sequence[int], Sequence[float | None]]], title: str, ylabel: str,
-              width: int = 640, height: int = 400) -> np.ndarray:
-    """One line of markers per series: score against seed, so an outlier seed stands out at once."""
+              width: int = 640, height: int = 400, xlabel: str = "seed",
+              tick_labels: Sequence[str] | None = None) -> np.ndarray:
+    """One line of markers per series: score against seed, so an outlier seed stands out at once (or against any
+    evenly spaced steps, named by ``tick_labels``, e.g. the shots curve's label counts)."""
     values = [v for _, _, vs in series for v in vs if v is not None]
     seeds = sorted({s for _, ss, _ in series for s in ss}) or [0]
     ax = _Axes.make(width, height, values, title, ylabel, zero=False)
@@ -140,10 +142,11 @@ def seed_plot(series: Sequence[tuple[str, Sequence[int], Sequence[float | None]]
             return (ax.left + ax.right) // 2
         return int(ax.left + inset + (seed - seeds[0]) / span * (ax.right - ax.left - 2 * inset))
 
-    for s in seeds:
+    for k, s in enumerate(seeds):
         cv2.line(ax.img, (x(s), ax.bottom), (x(s), ax.bottom + 4), INK, 1)
-        _text(ax.img, str(s), (x(s), ax.bottom + 18), 0.4, anchor="centre")
-    _text(ax.img, "seed", ((ax.left + ax.right) // 2, ax.bottom + 36), 0.42, anchor="centre")
+        tick = tick_labels[k] if tick_labels is not None and k < len(tick_labels) else str(s)
+        _text(ax.img, tick, (x(s), ax.bottom + 18), 0.4, anchor="centre")
+    _text(ax.img, xlabel, ((ax.left + ax.right) // 2, ax.bottom + 36), 0.42, anchor="centre")
     for i, (label, ss, vs) in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
         pts = [(x(s), ax.y(v)) for s, v in zip(ss, vs, strict=True) if v is not None]

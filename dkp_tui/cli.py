@@ -12,7 +12,8 @@ import typer
 
 from dkp_tui.version import __version__
 
-COMMANDS = ("prepare", "depth", "train", "eval", "infer", "export", "export_metrics", "sweep", "watch", "bench")
+COMMANDS = ("prepare", "depth", "train", "eval", "joints", "infer", "export", "export_metrics", "sweep", "watch",
+            "bench")
 
 app = typer.Typer(
     name="dkp",

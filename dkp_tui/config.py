@@ -103,8 +103,9 @@ class DataConfig:
 
 @dataclass
 class EvalConfig:
-    protocol: str = "auto"  # auto (from the data set) | taichi | h36m | deepfashion | synthetic
+    protocol: str = "auto"  # auto (from the data set) | taichi | h36m | deepfashion | synthetic | folder
     h36m_swap_table: str = "reference"  # reference (keeps the (21, 28) typo) | fixed
+    pck: float = 0.1  # folder protocol: PCK threshold as a fraction of the frame size
 
 
 @dataclass
@@ -254,9 +255,10 @@ def validate(cfg: Config) -> None:
         (t.precision in ("auto", "fp32", "bf16", "fp16"), "train.precision must be auto, fp32, bf16 or fp16"),
         (t.memory_format in ("auto", "channels_last", "contiguous"),
          "train.memory_format must be auto, channels_last or contiguous"),
-        (cfg.eval.protocol in ("auto", "taichi", "h36m", "deepfashion", "synthetic"),
-         "eval.protocol must be auto, taichi, h36m, deepfashion or synthetic"),
+        (cfg.eval.protocol in ("auto", "taichi", "h36m", "deepfashion", "synthetic", "folder"),
+         "eval.protocol must be auto, taichi, h36m, deepfashion, synthetic or folder"),
         (cfg.eval.h36m_swap_table in ("reference", "fixed"), "eval.h36m_swap_table must be reference or fixed"),
+        (0.0 < cfg.eval.pck < 1.0, "eval.pck must be a fraction of the frame size in (0, 1)"),
     ]
     for ok, message in checks:
         if not ok:

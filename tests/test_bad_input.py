@@ -495,6 +495,160 @@ def sweep_out_inside_a_file(env: Env, cwd: Path):
              "--out", "notes.txt/sweep", "-q"], "notes.txt")
 
 
+# prepare folder --labels, eval on your own labels, joints (issue 24) ---------------------------------------------
+
+def _labelled(cwd: Path, n: int = 4) -> Path:
+    """n 32 px PNGs in cwd/shots/, f0.png ... (labels are written by each case)."""
+    for k in range(n):
+        _png(cwd / "shots" / f"f{k}.png", value=30 * k)
+    return cwd / "shots"
+
+
+def _coco(cwd: Path, names: list[str], n_joints: list[int] | None = None, name: str = "coco.json") -> Path:
+    images = [{"id": k, "file_name": f} for k, f in enumerate(names)]
+    anns = [{"image_id": k, "keypoints": [10.0, 12.0, 2] * (n_joints[k] if n_joints else 2)}
+            for k in range(len(names))]
+    doc = {"images": images, "annotations": anns, "categories": [{"keypoints": ["a", "b"], "skeleton": [[1, 2]]}]}
+    (cwd / name).write_text(json.dumps(doc))
+    return cwd / name
+
+
+def _dlc(cwd: Path, rows: list[list[str]], individuals: bool = False) -> Path:
+    head = ["scorer,me,me,me,me"] + (["individuals,m1,m1,m1,m1"] if individuals else []) + \
+        ["bodyparts,a,a,b,b", "coords,x,y,x,y"]
+    (cwd / "CollectedData_me.csv").write_text("\n".join(head + [",".join(r) for r in rows]) + "\n")
+    return cwd / "CollectedData_me.csv"
+
+
+def _fold(src: str, labels: Path | str, *extra: object) -> list[object]:
+    return ["prepare", "folder", src, "--labels", labels, "--out", "data/own", "--size", SIZE, "-q", *extra]
+
+
+@case
+def prepare_folder_labels_name_an_image_not_in_the_folder(env: Env, cwd: Path):
+    _labelled(cwd)
+    return _fold("shots", _coco(cwd, ["f0.png", "f1.png", "f2.png", "zzz.png"])), "'zzz.png': no such image"
+
+
+@case
+def prepare_folder_labels_coco_duplicate_image(env: Env, cwd: Path):
+    _labelled(cwd)
+    return _fold("shots", _coco(cwd, ["f0.png", "f1.png", "f2.png", "f1.png"])), "'f1.png': duplicate image"
+
+
+@case
+def prepare_folder_labels_dlc_duplicate_image(env: Env, cwd: Path):
+    _labelled(cwd)
+    rows = [[f"labeled-data/shots/f{k}.png", "1", "2", "3", "4"] for k in (0, 1, 2, 1)]
+    return _fold("shots", _dlc(cwd, rows)), "row 7 (labeled-data/shots/f1.png): duplicate image"
+
+
+@case
+def prepare_folder_labels_two_names_for_one_image(env: Env, cwd: Path):
+    _labelled(cwd)
+    (cwd / "plain.csv").write_text("image,joint,x,y\nf0.png,a,1,2\nf1.png,a,1,2\nf2.png,a,1,2\nf3.png,a,1,2\n"
+                                   "shots/f0.png,b,3,4\n")
+    return _fold("shots", cwd / "plain.csv"), "'shots/f0.png': duplicate image"
+
+
+@case
+def prepare_folder_labels_coco_joint_count_differs(env: Env, cwd: Path):
+    _labelled(cwd)
+    return _fold("shots", _coco(cwd, ["f0.png", "f1.png", "f2.png", "f3.png"], [2, 2, 3, 2])), \
+        "annotations[2] (f2.png): 3 joints, but categories[0] names 2"
+
+
+@case
+def prepare_folder_labels_dlc_joint_count_differs(env: Env, cwd: Path):
+    _labelled(cwd)
+    rows = [[f"f{k}.png", "1", "2", "3", "4"] for k in range(4)]
+    rows[1] += ["5", "6"]
+    return _fold("shots", _dlc(cwd, rows)), "row 5 (f1.png): 3 joints, but the header names 2"
+
+
+@case
+def prepare_folder_labels_dlc_multi_animal(env: Env, cwd: Path):
+    _labelled(cwd)
+    return _fold("shots", _dlc(cwd, [[f"f{k}.png", "1", "2", "3", "4"] for k in range(4)], individuals=True)), \
+        "multi-animal"
+
+
+@case
+def prepare_folder_labels_fewer_than_two_per_split(env: Env, cwd: Path):
+    _labelled(cwd)
+    return _fold("shots", _coco(cwd, ["f0.png", "f1.png", "f2.png"])), "coco.json: 3 labelled frames in 3 files"
+
+
+@case
+def prepare_folder_labels_in_an_unknown_format(env: Env, cwd: Path):
+    _labelled(cwd)
+    (cwd / "labels.txt").write_text("f0.png 1 2\n")
+    return _fold("shots", cwd / "labels.txt"), "--label-format"
+
+
+@case
+def prepare_folder_labels_file_missing(env: Env, cwd: Path):
+    _labelled(cwd)
+    return _fold("shots", "nolabels.json"), "nolabels.json: no such label file"
+
+
+@case
+def prepare_folder_labels_coco_skeleton_out_of_range(env: Env, cwd: Path):
+    _labelled(cwd)
+    path = _coco(cwd, ["f0.png", "f1.png", "f2.png", "f3.png"])
+    doc = json.loads(path.read_text())
+    doc["categories"][0]["skeleton"] = [[1, 3]]
+    path.write_text(json.dumps(doc))
+    return _fold("shots", path), "categories[0].skeleton[0]"
+
+
+@case
+def eval_on_a_folder_set_without_labels(env: Env, cwd: Path):
+    return ["eval", env.student, "--data", env.plain, "-q"], "folder set without labels"
+
+
+@case
+def eval_shots_not_counts(env: Env, cwd: Path):
+    return ["eval", env.student, "--shots", "5,many", "-q"], "--shots"
+
+
+@case
+def eval_pck_out_of_range(env: Env, cwd: Path):
+    return ["eval", env.student, "--pck", "2", "-q"], "eval.pck"
+
+
+@case
+def joints_fit_out_not_safetensors(env: Env, cwd: Path):
+    return ["joints", "fit", env.student, "--data", env.ds, "--out", "joints.json"], "--out joints.json"
+
+
+def _joints_file(cwd: Path, k: int, size: int) -> Path:
+    from dkp_tui.eval.joints import JointMap, save_map
+
+    path = cwd / "other.safetensors"
+    save_map(path, JointMap(np.zeros((2 * k, 4)), np.zeros(4), ["a", "b"], [(0, 1)], size))
+    return path
+
+
+@case
+def infer_joints_file_for_another_model(env: Env, cwd: Path):
+    _png(cwd / "photo.png")
+    return ["infer", env.student, "photo.png", "--joints", _joints_file(cwd, 3, SIZE), "-q"], "made for K=3"
+
+
+@case
+def infer_joints_file_for_another_image_size(env: Env, cwd: Path):
+    _png(cwd / "photo.png")
+    return ["infer", env.student, "photo.png", "--joints", _joints_file(cwd, 8, 64), "-q"], "at 64 px"
+
+
+@case
+def infer_joints_file_that_is_not_one(env: Env, cwd: Path):
+    _png(cwd / "photo.png")
+    return ["infer", env.student, "photo.png", "--joints", env.student / "model.safetensors", "-q"], \
+        "not a joints file"
+
+
 # watch -----------------------------------------------------------------------------------------------------------
 
 @case

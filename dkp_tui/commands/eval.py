@@ -27,6 +27,10 @@ Examples:
   dkp eval --runs 3 --compare --preset synthetic-cpu      # Table 2: image-only / depth teacher / distilled
 
   dkp eval --runs 10 --preset h36m --out runs/eval-h36m   # a stopped job continues where it stopped
+
+  dkp eval runs/student --data data/dance --pck 0.05       # your labelled footage (prepare folder --labels)
+
+  dkp eval runs/student --data data/dance --shots 5,10,20,50,100,all --json   # + runs/student/shots.png
 """
 
 
@@ -67,6 +71,8 @@ def single_table(record: dict[str, Any]) -> Any:
         chance = reference.get("figure_area")
         t.add_row("keypoints on the figure", f"{extras['on_figure'] * 100:.1f} %"
                   + ("" if chance is None else f" (random points: {chance * 100:.1f} %)"))
+    if record.get("protocol") == "folder":
+        _folder_rows(t, record)
     if "taichi_l2" in extras:
         t.add_row("taichi_l2 (sum of per-joint L2; not the paper's number)", f"{extras['taichi_l2']:.2f}")
     t.add_row("protocol", f"{record['protocol']} "
@@ -82,6 +88,20 @@ def single_table(record: dict[str, Any]) -> Any:
         t.add_row("[yellow]regression fallbacks[/]", f"{len(record['fallbacks'])}: {record['fallbacks'][0]}"
                   + (" ..." if len(record["fallbacks"]) > 1 else ""))
     return t
+
+
+def _folder_rows(t: Any, record: dict[str, Any]) -> None:
+    """The folder protocol's other two scores, each beside the mean pose and its skill."""
+    extras, ref = record.get("extras") or {}, (record.get("mean_pose") or {}).get("extras") or {}
+    skills = record.get("skills") or {}
+    pck = (record.get("options") or {}).get("pck", 0.1)
+    for key, label, unit in (("px_error", "mean joint error, pixels of the original frame ↓", ""),
+                             ("pck", f"PCK @ {pck:g} of the frame size ↑", " %")):
+        if extras.get(key) is None:
+            continue
+        sk = skills.get(key)
+        t.add_row(label, f"[bold]{extras[key]:.2f}{unit}[/] (mean pose {ref.get(key, float('nan')):.2f}{unit}"
+                  + ("" if sk is None else f", skill {sk:+.3f}") + ")")
 
 
 def repeat_figures(summary: dict[str, Any], out_dir: Path, compare: bool) -> dict[str, str]:
@@ -105,6 +125,12 @@ def _eval_command(
                                      help="With --runs: one teacher (seed 0) shared by every seed's student."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per detector batch."),
+    pck: float | None = typer.Option(None, "--pck", help="folder protocol: PCK threshold, a fraction of the frame "
+                                     "size (default 0.1).", show_default=False),
+    shots: str = typer.Option("", "--shots", help="e.g. 5,10,20,50,100,all: fit the joints regression on that "
+                              "many random fit frames (several seeded draws each); table, JSON and RUN/shots.png."),
+    draws: int = typer.Option(10, "--draws", help="With --shots: random draws per shot count."),
+    shots_seed: int = typer.Option(0, "--shots-seed", help="With --shots: seed of the draws."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
@@ -122,12 +148,16 @@ def _eval_command(
     overrides = list(set_)
     if fixed_swap_table:
         overrides.append("eval.h36m_swap_table=fixed")
+    if pck is not None:
+        overrides.append(f"eval.pck={pck!r}")
     with log_warnings_to_stderr():
         if runs:
             if run is not None:
                 raise DkpError("give either a RUN to evaluate or --runs N --preset P, not both")
             if not preset:
                 raise DkpError("--runs needs --preset (the config the seeds are trained with)")
+            if shots:
+                raise DkpError("--shots goes with one RUN (dkp eval RUN --data DS --shots ...), not with --runs")
             if data is not None:
                 from dkp_tui.config import override
 
@@ -154,6 +184,9 @@ def _eval_command(
         from dkp_tui.eval.evaluate import EvalRequest, evaluate_run
 
         req = EvalRequest(run, data, overrides, device, batch_size)
+        if shots:
+            _shots(req, shots, draws, shots_seed, json_out)
+            return
         if quiet or not console.is_terminal:  # a bar in a log or a pipe only adds noise
             record = evaluate_run(req)
         else:
@@ -168,6 +201,25 @@ def _eval_command(
             print_json(record)
         else:
             console.print(single_table(record))
+
+
+def _shots(req: Any, shots: str, draws: int, seed: int, json_out: bool) -> None:
+    from dkp_tui.eval.joints import parse_shots
+    from dkp_tui.eval.shots import run_shots, table
+
+    counts = parse_shots(shots)
+    with console.status("detecting and fitting", spinner="dots") if console.is_terminal else _nothing():
+        result = run_shots(req, counts, draws, seed)
+    if json_out:
+        print_json(result)
+    else:
+        console.print(table(result))
+        console.print(f"figure: {result['figure']}")
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,8 @@ Examples:
   dkp export runs/demo/student --out student.onnx --opset 20 --json
 
   dkp infer --onnx student.onnx photos/                      # the same keypoints through onnxruntime
+
+  dkp export runs/student --joints dance-joints.safetensors   # + output `joints` (B, J, 2) from `dkp joints fit`
 """
 
 
@@ -25,6 +27,8 @@ def _export_command(
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx (the only format so far)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file (default: RUN/model.onnx)."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18 or newer)."),
+    joints: Path | None = typer.Option(None, "--joints", help="A joints file from `dkp joints fit`: adds the "
+                                       "output `joints` (B, J, 2), (x, y) pixels, checked against PyTorch."),
     json_out: bool = typer.Option(False, "--json", help="Print the export summary as JSON on stdout."),
 ) -> None:
     r"""Export the detector (student or teacher) as ONNX and check it against PyTorch before keeping it.
@@ -36,7 +40,7 @@ def _export_command(
     """
     from dkp_tui.eval.export import export_run
 
-    result = export_run(run, out, fmt, opset)
+    result = export_run(run, out, fmt, opset, joints_file=joints)
     if json_out:
         print_json(result.to_dict())
         return
@@ -44,7 +48,8 @@ def _export_command(
                   f"opset {result.opset}) → {result.path} ({result.bytes / 2**20:.2f} MiB) in {result.export_s:.1f} s")
     console.print(f"onnxruntime vs PyTorch on batches {result.verified_batches}: max keypoint difference "
                   f"{result.max_diff_keypoints_px:.2g} px (tolerance {result.tolerance_keypoints_px:g}), "
-                  f"heatmaps {result.max_diff_heatmaps:.2g}")
+                  f"heatmaps {result.max_diff_heatmaps:.2g}"
+                  + ("" if result.max_diff_joints_px is None else f", joints {result.max_diff_joints_px:.2g} px"))
 
 
 def register(app: typer.Typer) -> None:

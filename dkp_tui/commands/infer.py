@@ -22,6 +22,8 @@ Examples:
   dkp infer runs/student clip.mp4 --stride 5 --batch-size 64 --device cuda
 
   dkp infer --onnx student.onnx photos/ --overlay out/         # a `dkp export`ed model through onnxruntime
+
+  dkp infer runs/student clip.mp4 --joints dance-joints.safetensors --overlay out/   # named joints (dkp joints fit)
 """
 
 
@@ -40,6 +42,8 @@ def _infer_command(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
     edge_threshold: float = typer.Option(0.5, "--edge-threshold", min=0.0, max=1.0,
                                          help="Draw edges with weight >= this fraction of the strongest."),
+    joints: Path | None = typer.Option(None, "--joints", help="A joints file from `dkp joints fit`: adds each "
+                                       "frame's named joints; overlays draw the labelled skeleton."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Detect keypoints in images, folders and videos; coordinates are (x, y) pixels of each input frame.
@@ -63,7 +67,7 @@ def _infer_command(
     with log_warnings_to_stderr():
         result = run_inference(model, sources, batch_size=batch_size, device=device, crop=crop, stride=stride,
                                overlay_dir=overlay, edge_threshold=edge_threshold,
-                               progress=not quiet and console.is_terminal)
+                               progress=not quiet and console.is_terminal, joints_file=joints)
     text = to_json(result) if fmt == "json" else to_csv(result)
     if out is None:
         typer.echo(text, nl=False)

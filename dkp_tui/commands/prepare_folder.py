@@ -30,6 +30,10 @@ Examples:
   dkp prepare folder ~/photos --crop none --size 128
 
   dkp prepare folder clip.mp4 --fps 10 --test-fraction 0.1 --json
+
+  dkp prepare folder ~/videos/dance --labels dance_coco.json --out data/dance   # + fit/test splits from labels
+
+Labels (--labels): COCO keypoints JSON, DeepLabCut CollectedData_*.csv (single animal) or a CSV with the header image,joint,x,y; pixels of the original image or video frame (video frames named clip.mp4#<frame index>). They get the same crop and resize as the pixels; the labelled frames form the fit and test splits (--test-fraction, default 0.2 with labels, drawn by whole file), and the test files are left out of train.
 """
 
 
@@ -37,8 +41,12 @@ def _folder_command(
     path: Path = typer.Argument(..., help="A folder of images and/or videos (or one file)."),
     fps: float = typer.Option(5.0, "--fps", help="Frames sampled per second of video (0 = every frame).", min=0),
     crop: str = typer.Option("center", "--crop", help="center: centred square crop; none: resize the whole frame."),
-    test_fraction: float = typer.Option(0.0, "--test-fraction",
-                                        help="Fraction of the files (whole videos) held out as a test split."),
+    test_fraction: float | None = typer.Option(
+        None, "--test-fraction", show_default=False,
+        help="Fraction of the files (whole videos) held out as a test split (default 0, or 0.2 with --labels)."),
+    labels: Path | None = typer.Option(None, "--labels", help="Keypoint labels: COCO JSON, DeepLabCut CSV or "
+                                       "image,joint,x,y CSV (in original-frame pixels)."),
+    label_format: str = typer.Option("auto", "--label-format", help="auto (by content) | coco | dlc | csv."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --test-fraction draw."),
     out: OutOpt = None,
     size: SizeOpt = None,
@@ -49,12 +57,13 @@ def _folder_command(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Prepare your own footage: images and video frames, cropped and resized, no labels (train split only)."""
+    """Prepare your own footage: images and video frames, cropped and resized; with --labels, fit/test splits."""
     from dkp_tui.data.folder import plan_folder
 
     name = path.resolve().stem or "folder"
     image_size, out_dir = resolve(preset, None, size, out, f"data/{name}")
-    run(lambda r: plan_folder(path, fps=fps or None, crop=crop, test_fraction=test_fraction, seed=seed, reporter=r),
+    run(lambda r: plan_folder(path, fps=fps or None, crop=crop, test_fraction=test_fraction, seed=seed, reporter=r,
+                              labels=labels, label_format=label_format, size=image_size),
         out_dir, image_size, force, skip_bad, workers, json_out, quiet)
 
 

@@ -3,9 +3,16 @@
 Images are taken as they are; videos are sampled at ``fps`` frames per second. Each frame is cropped to its
 centred square (``crop="center"``, the default: people are usually in the middle) or resized whole to a square
 (``crop="none"``: nothing is cut off, the aspect ratio changes; no padding is invented), then resized to the data
-set's size. Sub-folders are searched; hidden files and folders are skipped. There are no labels, so only a
-``train`` split is written, plus a ``test`` split of whole files when ``test_fraction`` > 0 (frames of one video
-never straddle the two).
+set's size. Sub-folders are searched; hidden files and folders are skipped. Without labels only a ``train``
+split is written, plus a ``test`` split of whole files when ``test_fraction`` > 0 (frames of one video never
+straddle the two).
+
+With a label file (``labels``, read by ``dkp_tui.data.labels``) the labelled frames form the ``fit`` and ``test``
+splits, drawn by whole file (a video's labelled frames all go to one side, so neighbouring frames never straddle
+the split); the test files' frames are left out of ``train``. Labels go through the same crop and resize as the
+pixels and are stored in pixels of the stored frame (``label_scale`` = the size); each labelled frame's stored
+region in the original frame is kept in ``geometry.npy`` so that scores and named joints come back in original
+pixels. A label outside the stored crop is stored as missing and counted in ``prepare_report.json``.
 """
 
 from __future__ import annotations
@@ -16,10 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from dkp_tui.data import images as im
+from dkp_tui.data import labels as lb
 from dkp_tui.data.prepare_common import Frame, Plan, Problem, Reporter, SplitPlan
 from dkp_tui.errors import DkpError
 
 DEFAULT_FPS = 5.0
+LABELLED_TEST_FRACTION = 0.2
+MIN_LABELLED = 2  # per split: fewer cannot fit a mean, let alone score one
 
 
 def find_media(path: Path) -> list[Path]:
@@ -64,11 +74,8 @@ def _frames(files: list[Path], base: Path, fps: float | None, split: str, sp: Sp
         advance(1)  # type: ignore[operator]
 
 
-def plan_folder(path: str | Path, fps: float | None = DEFAULT_FPS, crop: str = "center", test_fraction: float = 0.0,
-                seed: int = 0, reporter: Reporter | None = None) -> Plan:
-    """Every image, and every video's frames at ``fps``, as the ``train`` (and optional ``test``) split."""
-    path = Path(path)
-    reporter = reporter or Reporter(enabled=False)
+def _media(path: Path, fps: float | None, crop: str, test_fraction: float) -> tuple[list[Path], Path]:
+    """The options checked, and the media files under ``path`` with the folder names are relative to."""
     if not path.exists():
         raise DkpError(f"{path}: no such file or directory")
     if crop not in im.CROP_MODES:
@@ -81,7 +88,22 @@ def plan_folder(path: str | Path, fps: float | None = DEFAULT_FPS, crop: str = "
     if not files:
         raise DkpError(f"{path}: no images or videos found (extensions: "
                        f"{', '.join(sorted(im.IMAGE_EXTS | im.VIDEO_EXTS))})")
-    base = path if path.is_dir() else path.parent
+    return files, (path if path.is_dir() else path.parent)
+
+
+def plan_folder(path: str | Path, fps: float | None = DEFAULT_FPS, crop: str = "center",
+                test_fraction: float | None = None, seed: int = 0, reporter: Reporter | None = None,
+                labels: str | Path | None = None, label_format: str = "auto", size: int = 0) -> Plan:
+    """Every image, and every video's frames at ``fps``, as the ``train`` (and optional ``test``) split; with
+    ``labels``, the labelled frames as ``fit`` and ``test`` (``size``: the stored size the labels are mapped to)."""
+    if labels is not None:
+        return _plan_labelled(Path(path), fps, crop, LABELLED_TEST_FRACTION if test_fraction is None
+                              else test_fraction, seed, reporter or Reporter(enabled=False), Path(labels),
+                              label_format, size)
+    test_fraction = test_fraction or 0.0
+    path = Path(path)
+    reporter = reporter or Reporter(enabled=False)
+    files, base = _media(path, fps, crop, test_fraction)
     train_files, test_files = split_files(files, test_fraction, seed)
     problems: list[Problem] = []
     notes: list[str] = []
@@ -104,4 +126,116 @@ def plan_folder(path: str | Path, fps: float | None = DEFAULT_FPS, crop: str = "
                 "options": {"fps": fps, "crop": crop, "test_fraction": test_fraction, "seed": seed}},
         problems=problems,
         notes=notes,
+    )
+
+
+# -- labelled footage -------------------------------------------------------------------------------------------
+
+
+def _rel(f: Path, base: Path) -> str:
+    return f.relative_to(base).as_posix() if f != base else f.name
+
+
+def split_groups(groups: list[str], test_fraction: float, seed: int) -> set[str]:
+    """The groups (source files) whose labelled frames form the test split: a seeded draw of whole files, at
+    least one, never all."""
+    if test_fraction <= 0 or len(groups) < 2:
+        return set()
+    n_test = min(len(groups) - 1, max(1, round(test_fraction * len(groups))))
+    order = np.random.default_rng(seed).permutation(len(groups))[:n_test]
+    return {groups[i] for i in order.tolist()}
+
+
+def _frame_size(f: Path, problems_at: str) -> tuple[int, int]:
+    try:
+        return im.oriented_size(f) if im.is_image(f) else (lambda i: (i.width, i.height))(im.video_info(f))
+    except im.BadInput as err:
+        raise DkpError(f"{f}: {err} (it has labels in {problems_at}); fix or remove it") from None
+
+
+def _plan_labelled(path: Path, fps: float | None, crop: str, test_fraction: float, seed: int, reporter: Reporter,
+                   label_file: Path, label_format: str, size: int) -> Plan:
+    files, base = _media(path, fps, crop, test_fraction)
+    if size < 8:
+        raise DkpError(f"--size {size}: labels need the stored size (at least 8 px)")
+    labels = lb.read_labels(label_file, label_format)
+    infos: dict[str, im.VideoInfo] = {}
+    counts: dict[str, int | None] = {}
+    for f in files:
+        rel = _rel(f, base)
+        if im.is_video(f):
+            try:
+                infos[rel] = im.video_info(f)
+            except im.BadInput:
+                counts[rel] = 0  # reported by the train split's scan; any label on it is past its end
+                continue
+            counts[rel] = infos[rel].frames
+        else:
+            counts[rel] = None
+    matched = lb.match_names(labels, counts)
+    by_file: dict[str, list[tuple[int, str]]] = {}
+    for raw, (rel, k) in matched.items():
+        by_file.setdefault(rel, []).append((k, raw))
+    groups = sorted(by_file, key=im.natural_key)
+    test_groups = split_groups(groups, test_fraction, seed)
+    sides = {"fit": [g for g in groups if g not in test_groups], "test": [g for g in groups if g in test_groups]}
+    n_side = {s: sum(len(by_file[g]) for g in gs) for s, gs in sides.items()}
+    if min(n_side.values()) < MIN_LABELLED:
+        raise DkpError(f"{label_file}: {len(matched)} labelled frames in {len(groups)} files give fit {n_side['fit']}"
+                       f" and test {n_side['test']} frames; each split needs at least {MIN_LABELLED} (label frames "
+                       f"in more files, or change --test-fraction)")
+    splits: dict[str, SplitPlan] = {}
+    outside = 0
+    by_path = {_rel(f, base): f for f in files}
+    for split, gs in sides.items():
+        frames: list[Frame] = []
+        xy, present, regions = [], [], []
+        for g in gs:
+            f = by_path[g]
+            w, h = _frame_size(f, str(label_file))
+            region = lb.crop_region(w, h, crop)
+            for k, raw in sorted(by_file[g]):
+                frames.append(Frame(g if k < 0 else f"{g}#{k}", str(f), video_index=k))
+                xy.append(labels.xy[raw])
+                present.append(labels.present[raw])
+                regions.append(region)
+        geometry = np.array(regions, dtype=np.float64)
+        yx = lb.to_stored(np.array(xy), geometry, size)
+        vis = np.array(present, dtype=bool)
+        on = lb.inside(yx, size)
+        outside += int((vis & ~on).sum())
+        vis &= on
+        yx[~vis] = 0.0
+        splits[split] = SplitPlan(frames=frames, keypoints=yx.astype(np.float32), visible=vis,
+                                  label_scale=float(size), crop=crop, geometry=geometry.astype(np.float32))
+    train = SplitPlan(crop=crop)
+    problems: list[Problem] = []
+    notes: list[str] = []
+    train_files = [f for f in files if _rel(f, base) not in test_groups]
+    with reporter.task(f"scanning {len(train_files)} files", len(train_files)) as advance:
+        _frames(train_files, base, fps, "train", train, problems, notes, advance)
+    splits = {"train": train, **splits}
+    n_labels = int(sum(p.sum() for p in labels.present.values()))
+    notes.append(f"labels: {label_file.name} ({labels.format}): {len(matched)} frames, {labels.n_joints} joints; fit "
+                 f"{n_side['fit']} frames from {len(sides['fit'])} files, test {n_side['test']} from "
+                 f"{len(sides['test'])} files (left out of train); {outside} of {n_labels} joint labels fall outside "
+                 f"the stored {'square crop' if crop == 'center' else 'frame'} and are stored as missing")
+    n_images = sum(im.is_image(f) for f in files)
+    label_facts = {"file": str(label_file), "format": labels.format, "frames": len(matched),
+                   "joint_labels": n_labels, "outside_crop": outside, "fit_files": sides["fit"],
+                   "test_files": sides["test"]}
+    return Plan(
+        kind="folder",
+        root=base,
+        splits=splits,
+        joint_names=list(labels.joint_names),
+        skeleton=list(labels.skeleton),
+        source={"path": str(path), "n_images": n_images, "n_videos": len(files) - n_images,
+                "test_files": sides["test"], "labels": label_facts,
+                "options": {"fps": fps, "crop": crop, "test_fraction": test_fraction, "seed": seed,
+                            "labels": str(label_file), "label_format": labels.format}},
+        inputs=[str(label_file)],
+        problems=problems,
+        notes=notes,
+        report={"labels": label_facts},
     )

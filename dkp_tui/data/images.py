@@ -250,3 +250,17 @@ def read_video_frames(path: str | Path, indices: Sequence[int]) -> Iterator[tupl
 def _short(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def oriented_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image as ``load_rgb`` returns it (EXIF rotation applied): the frame labels refer to."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.format in ("JPEG", "TIFF", "WEBP", "MPO") and im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8):
+                return h, w
+            return w, h
+    except FileNotFoundError:
+        raise BadInput("missing file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise BadInput(f"not a readable image ({_short(err)})") from None

@@ -92,6 +92,7 @@ class SplitPlan:
     require_square: bool = False  # normalised labels: any square size
     crop: str = "center"
     same_as: str | None = None  # e.g. H36M's fit split is the train frames
+    geometry: np.ndarray | None = None  # N x 4 (top, left, h, w) stored region in original pixels (folder labels)
 
     @property
     def labelled(self) -> bool:
@@ -114,6 +115,7 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # told to the user and kept in the report
     extra_json: dict[str, Any] = field(default_factory=dict)  # relative path -> object written with the set
+    report: dict[str, Any] = field(default_factory=dict)  # more facts for prepare_report.json (label counts)
 
 
 @dataclass
@@ -329,6 +331,8 @@ def _drop(sp: SplitPlan, bad: set[int]) -> SplitPlan:
         sp.keypoints = sp.keypoints[keep]
     if sp.visible is not None:
         sp.visible = sp.visible[keep]
+    if sp.geometry is not None:
+        sp.geometry = sp.geometry[keep]
     return sp
 
 
@@ -515,7 +519,7 @@ def _prepare_locked(plan: Plan, out: Path, image_size: int, fp: str, force: bool
             write_json(out / rel, obj, indent=None)
         manifest = _manifest(plan, image_size, fp, len(problems))
         write_json(out / REPORT, {"kind": plan.kind, "root": str(plan.root), "counts": counts,
-                                  "skipped": [p.to_dict() for p in problems], "notes": notes})
+                                  "skipped": [p.to_dict() for p in problems], "notes": notes, **plan.report})
         write_manifest(out, manifest)
     except BaseException:
         _remove_partials(out)
@@ -558,6 +562,8 @@ def _write_split(out: Path, split: str, sp: SplitPlan, t: _Target) -> None:
         visible = sp.visible if sp.visible is not None else np.ones(sp.keypoints.shape[:2], dtype=bool)
         save_array(d / "keypoints.npy", np.ascontiguousarray(sp.keypoints, dtype=np.float32))
         save_array(d / "visible.npy", np.ascontiguousarray(visible, dtype=bool))
+    if sp.geometry is not None:
+        save_array(d / "geometry.npy", np.ascontiguousarray(sp.geometry, dtype=np.float32))
     write_json(d / "names.json", [f.name for f in sp.frames], indent=None)
 
 

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
-from dkp_tui.eval.onnx_detector import EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, OUTPUT_NAMES
+from dkp_tui.eval.onnx_detector import EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, JOINTS_OUTPUT, OUTPUT_NAMES
 from dkp_tui.extras import require
 from dkp_tui.version import __version__
 
@@ -55,18 +55,27 @@ COORDINATES = (
 
 
 class ExportedDetector(nn.Module):
-    """The detector with its outputs in deployment units: (x, y) pixels and softmax heatmaps."""
+    """The detector with its outputs in deployment units: (x, y) pixels and softmax heatmaps; with a joints map
+    (`dkp joints fit`) a third output, the named joints (B, J, 2) as (x, y) pixels."""
 
-    def __init__(self, detector: nn.Module) -> None:
+    def __init__(self, detector: nn.Module, joint_map: Any = None) -> None:
         super().__init__()
         self.detector = detector
         self.scale = float(detector.image_size - 1) / 2.0
+        self.has_joints = joint_map is not None
+        if joint_map is not None:
+            self.register_buffer("joint_weight", torch.as_tensor(joint_map.weight, dtype=torch.float32))
+            self.register_buffer("joint_bias", torch.as_tensor(joint_map.bias, dtype=torch.float32))
 
-    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
         out = self.detector(image)
         yx = out.keypoints  # (B, K, 2) (y, x) in [-1, 1]
         xy = torch.stack([yx[..., 1], yx[..., 0]], dim=-1)
-        return (xy + 1.0) * self.scale, out.probs
+        if not self.has_joints:
+            return (xy + 1.0) * self.scale, out.probs
+        u = (yx * 0.5 + 0.5).reshape(yx.shape[0], -1)  # the joints map's features (dkp_tui.eval.joints)
+        jyx = (u @ self.joint_weight + self.joint_bias).reshape(yx.shape[0], -1, 2)
+        return (xy + 1.0) * self.scale, out.probs, torch.stack([jyx[..., 1], jyx[..., 0]], dim=-1)
 
 
 @dataclass
@@ -83,6 +92,7 @@ class ExportResult:
     verify_s: float
     max_diff_keypoints_px: float
     max_diff_heatmaps: float
+    max_diff_joints_px: float | None
     tolerance_keypoints_px: float
     tolerance_heatmaps: float
     verified_batches: list[int]
@@ -133,6 +143,7 @@ def metadata(cfg: Config, meta: dict[str, str], edge_weights: np.ndarray, run: s
 
 
 def _torch_export(model: ExportedDetector, size: int, opset: int) -> Any:
+    outputs = [*OUTPUT_NAMES, JOINTS_OUTPUT] if model.has_joints else list(OUTPUT_NAMES)
     """The ONNX proto via the torch.export-based exporter (torch's supported path; needs onnxscript)."""
     require("onnx")
     require("onnxscript")
@@ -140,7 +151,7 @@ def _torch_export(model: ExportedDetector, size: int, opset: int) -> Any:
     batch = torch.export.Dim("batch", min=1, max=65536)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+        program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=outputs,
                                     dynamic_shapes={"image": {0: batch}}, opset_version=opset, dynamo=True,
                                     verbose=False, optimize=True)
     if program is None:
@@ -158,27 +169,32 @@ def verification_inputs(size: int, seed: int = 0) -> list[np.ndarray]:
     return [noise, np.ascontiguousarray(gradient), grey]
 
 
-def compare(model: ExportedDetector, onnx_path: Path, inputs: list[np.ndarray]) -> tuple[float, float]:
-    """Max |onnxruntime - PyTorch| over the inputs: (keypoints in px, heatmaps)."""
+def compare(model: ExportedDetector, onnx_path: Path, inputs: list[np.ndarray]) -> tuple[float, float, float]:
+    """Max |onnxruntime - PyTorch| over the inputs: (keypoints in px, heatmaps, joints in px or 0 without)."""
     from dkp_tui.eval.onnx_detector import OnnxDetector
 
     runtime = OnnxDetector.open(onnx_path, "cpu")
-    kp_diff = hm_diff = 0.0
+    kp_diff = hm_diff = joint_diff = 0.0
     for x in inputs:
         with torch.inference_mode():
-            ref_kp, ref_hm = (t.numpy() for t in model(torch.from_numpy(x)))
-        kp, hm = runtime.run(x)
-        if kp.shape != ref_kp.shape or hm.shape != ref_hm.shape:
-            raise DkpError(f"the exported model's outputs have shapes {kp.shape}, {hm.shape}; "
-                           f"PyTorch gives {ref_kp.shape}, {ref_hm.shape}")
-        kp_diff = max(kp_diff, float(np.max(np.abs(kp - ref_kp))))
-        hm_diff = max(hm_diff, float(np.max(np.abs(hm - ref_hm))))
-    return kp_diff, hm_diff
+            ref = [t.numpy() for t in model(torch.from_numpy(x))]
+        got = runtime.run(x)
+        if model.has_joints:
+            got = (*got, runtime.session.run([JOINTS_OUTPUT], {INPUT_NAME: x.astype(np.float32)})[0])
+        if [g.shape for g in got] != [r.shape for r in ref]:
+            raise DkpError(f"the exported model's outputs have shapes {[g.shape for g in got]}; "
+                           f"PyTorch gives {[r.shape for r in ref]}")
+        kp_diff = max(kp_diff, float(np.max(np.abs(got[0] - ref[0]))))
+        hm_diff = max(hm_diff, float(np.max(np.abs(got[1] - ref[1]))))
+        if model.has_joints:
+            joint_diff = max(joint_diff, float(np.max(np.abs(got[2] - ref[2]))))
+    return kp_diff, hm_diff, joint_diff
 
 
 def export_run(run: str | Path, out: str | Path | None = None, fmt: str = "onnx", opset: int = DEFAULT_OPSET,
-               keypoint_tolerance: float = KEYPOINT_TOLERANCE_PX) -> ExportResult:
-    """Export, verify against PyTorch on CPU, and only then rename into place."""
+               keypoint_tolerance: float = KEYPOINT_TOLERANCE_PX, joints_file: str | Path | None = None) -> ExportResult:
+    """Export, verify against PyTorch on CPU, and only then rename into place; ``joints_file`` (`dkp joints fit`)
+    bakes the named-joints map in as a third output, checked like the keypoints."""
     from dkp_tui.atomic import atomic_path
     from dkp_tui.eval.predict import load_detector, load_edge_weights
 
@@ -189,7 +205,13 @@ def export_run(run: str | Path, out: str | Path | None = None, fmt: str = "onnx"
     onnx = require("onnx")
     require("onnxruntime")
     detector, cfg, meta = load_detector(run, "cpu")
-    model = ExportedDetector(detector).eval()
+    joint_map = None
+    if joints_file is not None:
+        from dkp_tui.eval.joints import check_compatible, load_map
+
+        joint_map = load_map(joints_file)
+        check_compatible(joint_map, cfg.model.n_keypoints, cfg.model.image_size, str(joints_file))
+    model = ExportedDetector(detector, joint_map).eval()
     size = cfg.model.image_size
     out_path = Path(out) if out is not None else default_out(run)
     if out_path.suffix != ".onnx":
@@ -204,7 +226,13 @@ def export_run(run: str | Path, out: str | Path | None = None, fmt: str = "onnx"
         raise
     except Exception as err:  # the exporter's failures are many and untyped; the user gets one line
         raise DkpError(f"ONNX export failed: {type(err).__name__}: {str(err).splitlines()[0][:300]}") from None
-    for key, value in metadata(cfg, meta, load_edge_weights(run), run).items():
+    props = metadata(cfg, meta, load_edge_weights(run), run)
+    if joint_map is not None:
+        props["dkp.joints"] = json.dumps({"output": JOINTS_OUTPUT, "file": str(joints_file),
+                                          "joint_names": joint_map.joint_names,
+                                          "skeleton": [list(e) for e in joint_map.skeleton],
+                                          "coordinates": "(x, y) pixels of the S x S input, as keypoints"})
+    for key, value in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name, proto.producer_version = "dkp", __version__
@@ -214,13 +242,14 @@ def export_run(run: str | Path, out: str | Path | None = None, fmt: str = "onnx"
         export_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         inputs = verification_inputs(size)
-        kp_diff, hm_diff = compare(model, tmp, inputs)
+        kp_diff, hm_diff, joint_diff = compare(model, tmp, inputs)
         verify_s = time.perf_counter() - t1
-        if not kp_diff <= keypoint_tolerance or not hm_diff <= HEATMAP_TOLERANCE:
+        if not kp_diff <= keypoint_tolerance or not hm_diff <= HEATMAP_TOLERANCE or \
+                not joint_diff <= keypoint_tolerance:
             raise DkpError(f"the exported model does not match PyTorch: max keypoint difference {kp_diff:.3g} px "
                            f"(tolerance {keypoint_tolerance:g}), heatmaps {hm_diff:.3g} "
-                           f"(tolerance {HEATMAP_TOLERANCE:g}); nothing written")
+                           f"(tolerance {HEATMAP_TOLERANCE:g}), joints {joint_diff:.3g} px; nothing written")
         n_bytes = tmp.stat().st_size
     return ExportResult(str(out_path), fmt, opset, cfg.model.n_keypoints, size, meta.get("role"),
                         int(meta.get("step", 0)), n_bytes, export_s, verify_s, kp_diff, hm_diff,
-                        keypoint_tolerance, HEATMAP_TOLERANCE, [len(x) for x in inputs])
+                        joint_diff if joint_map is not None else None, keypoint_tolerance, HEATMAP_TOLERANCE, [len(x) for x in inputs])

@@ -32,6 +32,7 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 CROPS = ("center", "none")
 CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y")
+JOINT_FIELD = "joint"  # with --joints: a ninth column; keypoint rows leave it empty, joint rows leave keypoint empty
 log = logging.getLogger("dkp.eval")
 
 DECIMALS = 3  # JSON and CSV carry the same rounded numbers, so both parse back to identical keypoints
@@ -282,8 +283,10 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
 
 def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: int = 32, device: str = "auto",
                   crop: str = "center", stride: int = 1, overlay_dir: Path | None = None,
-                  edge_threshold: float = 0.5, progress: bool = True) -> InferResult:
-    """``run``: a run directory, a .safetensors file, or a .onnx file written by `dkp export`."""
+                  edge_threshold: float = 0.5, progress: bool = True,
+                  joints_file: str | Path | None = None) -> InferResult:
+    """``run``: a run directory, a .safetensors file, or a .onnx file written by `dkp export`; ``joints_file``
+    (from `dkp joints fit`) adds each frame's named joints, and the overlays draw the labelled skeleton."""
     from dkp_tui.viz import strong_edges
 
     if batch_size < 1 or stride < 1:
@@ -293,7 +296,16 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
     if overlay_dir is not None:
         check_output_dir(overlay_dir, "--overlay")
     sources = collect_sources(inputs)
+    joint_map = None
+    if joints_file is not None:
+        from dkp_tui.eval.joints import load_map
+
+        joint_map = load_map(joints_file)
     model = open_model(run, device)
+    if joint_map is not None:
+        from dkp_tui.eval.joints import check_compatible
+
+        check_compatible(joint_map, model.n_keypoints, model.image_size, str(joints_file))
     if model.role == "teacher":
         log.warning("%s is a depth teacher: it expects depth maps, not photos; use a student run for RGB input", run)
     size = model.image_size
@@ -304,7 +316,12 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
         "coordinates": "x right, y down, pixels of the input frame; (0, 0) is the centre of the top-left pixel",
         "edges": [[i, j, round(w, 4)] for i, j, w in edges], "edge_threshold": edge_threshold,
     })
-    overlays = _OverlayWriter(Path(overlay_dir), edges) if overlay_dir is not None else None
+    drawn_edges = edges
+    if joint_map is not None:
+        result.meta.update({"joints_file": str(joints_file), "joint_names": joint_map.joint_names,
+                            "skeleton": [list(e) for e in joint_map.skeleton]})
+        drawn_edges = [(a, b, 1.0) for a, b in joint_map.skeleton]
+    overlays = _OverlayWriter(Path(overlay_dir), drawn_edges) if overlay_dir is not None else None
     total = sum(1 if s.kind == "image" else ((s.frames + stride - 1) // stride if s.frames else 0) for s in sources)
 
     bar = None
@@ -325,18 +342,26 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
         if not pending:
             return
         kp = model.detect(np.stack(batch))
-        for (frame, view), k in zip(pending, kp, strict=True):
+        named = None if joint_map is None else joint_map.predict(kp) / (size - 1) * 2.0 - 1.0  # (y, x) in [-1, 1]
+        for n, ((frame, view), k) in enumerate(zip(pending, kp, strict=True)):
             src = sources[frame.source]
             xy = np.round(view.to_frame(k), DECIMALS)
             h, w = frame.image.shape[:2]
-            result.frames.append({
+            entry: dict[str, Any] = {
                 "source": str(src.path), "frame": frame.index,
                 "time_s": round(frame.index / src.fps, 4) if src.kind == "video" and src.fps else None,
                 "width": w, "height": h,
                 "keypoints": [{"id": int(j), "x": float(p[0]), "y": float(p[1])} for j, p in enumerate(xy)],
-            })
+            }
+            drawn = xy
+            if named is not None and joint_map is not None:
+                jxy = np.round(view.to_frame(named[n]), DECIMALS)
+                entry["joints"] = [{"name": name, "x": float(p[0]), "y": float(p[1])}
+                                   for name, p in zip(joint_map.joint_names, jxy, strict=True)]
+                drawn = jxy
+            result.frames.append(entry)
             if overlays is not None:
-                overlays.add(src, frame.source, frame.image, xy, stride)
+                overlays.add(src, frame.source, frame.image, drawn, stride)
         if bar is not None:
             bar.advance(task, len(pending))
         pending.clear()
@@ -374,21 +399,25 @@ def to_json(result: InferResult) -> str:
 
 
 def to_csv(result: InferResult) -> str:
-    """Long format: one row per (frame, keypoint); the run's metadata is in the JSON format only."""
+    """Long format: one row per (frame, keypoint), then (with --joints) one per (frame, named joint), told apart
+    by which of the ``keypoint`` and ``joint`` columns is filled; the run's metadata is in the JSON format only."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
+    with_joints = any("joints" in f for f in result.frames)
+    writer.writerow((*CSV_FIELDS, JOINT_FIELD) if with_joints else CSV_FIELDS)
     for f in result.frames:
+        head = [f["source"], f["frame"], "" if f["time_s"] is None else f["time_s"], f["width"], f["height"]]
         for p in f["keypoints"]:
-            writer.writerow([f["source"], f["frame"], "" if f["time_s"] is None else f["time_s"], f["width"],
-                             f["height"], p["id"], repr(p["x"]), repr(p["y"])])
+            writer.writerow([*head, p["id"], repr(p["x"]), repr(p["y"])] + ([""] if with_joints else []))
+        for p in f.get("joints", []):
+            writer.writerow([*head, "", repr(p["x"]), repr(p["y"]), p["name"]])
     return buf.getvalue()
 
 
 def read_csv(text: str) -> list[dict[str, Any]]:
     """Parse `to_csv` output back into frames (the inverse, for scripts and tests)."""
     rows = list(csv.DictReader(io.StringIO(text)))
-    if rows and list(rows[0].keys()) != list(CSV_FIELDS):
+    if rows and list(rows[0].keys()) not in (list(CSV_FIELDS), [*CSV_FIELDS, JOINT_FIELD]):
         raise DkpError(f"not a dkp keypoint CSV (columns {list(rows[0].keys())})")
     frames: dict[tuple[str, int], dict[str, Any]] = {}
     for r in rows:
@@ -396,5 +425,8 @@ def read_csv(text: str) -> list[dict[str, Any]]:
         f = frames.setdefault(key, {"source": r["source"], "frame": int(r["frame"]),
                                     "time_s": float(r["time_s"]) if r["time_s"] else None,
                                     "width": int(r["width"]), "height": int(r["height"]), "keypoints": []})
-        f["keypoints"].append({"id": int(r["keypoint"]), "x": float(r["x"]), "y": float(r["y"])})
+        if r.get(JOINT_FIELD):
+            f.setdefault("joints", []).append({"name": r[JOINT_FIELD], "x": float(r["x"]), "y": float(r["y"])})
+        else:
+            f["keypoints"].append({"id": int(r["keypoint"]), "x": float(r["x"]), "y": float(r["y"])})
     return list(frames.values())

@@ -20,7 +20,7 @@ from dkp_tui.jsonl import parse_line
 
 # fields that change neither the weights nor the scores (logging cadence, device choice); ignored on reuse
 IGNORED_ON_REUSE = ("train.device", "train.threads", "train.log_every", "train.sample_every", "train.n_samples",
-                    "train.tensorboard")
+                    "train.tensorboard", "eval.pck")
 
 TrainFn = Callable[..., Any]
 
@@ -88,8 +88,9 @@ def evaluate_job(job: Job, device: str, batch_size: int = 64,
 
     # the data set the job was planned on, not the one recorded in the weights: a run reused from elsewhere
     # (a depth teacher shared by the clean and the cluttered set) is scored where the table says it is
-    return evaluate_run(EvalRequest(job.run, Path(job.cfg.data.dataset), device=device, batch_size=batch_size),
-                        reuse=True, progress=progress)
+    # and with the threshold asked for now (eval.pck does not change training, so a reused run may hold another)
+    return evaluate_run(EvalRequest(job.run, Path(job.cfg.data.dataset), [f"eval.pck={job.cfg.eval.pck!r}"],
+                                    device=device, batch_size=batch_size), reuse=True, progress=progress)
 
 
 def stats(values: Sequence[float]) -> dict[str, float | int | None]:

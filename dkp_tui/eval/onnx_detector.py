@@ -20,6 +20,7 @@ EXPORT_FORMAT = "dkp-detector"  # the value of the ``dkp.format`` metadata key
 EXPORT_VERSION = 1
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("keypoints", "heatmaps")
+JOINTS_OUTPUT = "joints"  # exported with `dkp export --joints FILE`: (B, J, 2) named joints, (x, y) pixels
 
 
 def uint8_to_array(frames: np.ndarray) -> np.ndarray:

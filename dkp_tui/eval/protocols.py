@@ -22,7 +22,7 @@ from dkp_tui.eval.regression import features, least_squares
 
 log = logging.getLogger("dkp.eval")
 
-PROTOCOLS = ("taichi", "h36m", "deepfashion", "synthetic")
+PROTOCOLS = ("taichi", "h36m", "deepfashion", "synthetic", "folder")
 
 TAICHI_FEATURE_SCALE = 255.0
 TAICHI_RIDGE = 1.0
@@ -68,6 +68,7 @@ class EvalSplit:
     visible: np.ndarray | None = None  # N x J bool
     masks: np.ndarray | None = None  # N x H x W, nonzero on the figure
     label_scale: float = 1.0  # frame size in label units
+    geometry: np.ndarray | None = None  # N x 4 stored region (top, left, h, w) in original pixels (folder sets)
 
 
 # -- shared pieces ---------------------------------------------------------------------------------------------
@@ -110,6 +111,9 @@ def _visible(s: EvalSplit) -> np.ndarray:
     gt = np.asarray(s.gt)
     vis = np.ones(gt.shape[:2], dtype=bool) if s.visible is None else np.asarray(s.visible, dtype=bool).copy()
     return vis & ~np.all(gt == -1, axis=-1)
+
+
+visible_joints = _visible  # the public name, for the shots curve and `dkp joints fit`
 
 
 def swap_index(pairs: Sequence[tuple[int, int]], n_joints: int) -> np.ndarray:
@@ -375,11 +379,42 @@ def synthetic(fit: EvalSplit, test: EvalSplit, pairs: Sequence[tuple[int, int]] 
                                          "outlier_stds": OUTLIER_STDS}, extras, fallbacks)
 
 
+# -- your own labelled footage -----------------------------------------------------------------------------------
+
+
+def folder(fit: EvalSplit, test: EvalSplit, pck: float = 0.1, ridge: float | None = None) -> ProtocolResult:
+    """Mean joint error ×100 of the frame size (the value), in original pixels, and PCK at ``pck`` of the frame
+    size; the regression is the named-joints map of ``dkp_tui.eval.joints`` (per joint, with bias, on the frames
+    where it is labelled). Labels are in stored pixels (``label_scale`` = the size), as `prepare folder
+    --labels` and the synthetic sets store them; ``geometry`` brings the error back to original pixels."""
+    from dkp_tui.eval import joints
+
+    _check(fit, test)
+    if not 0.0 < pck < 1.0:
+        raise DkpError(f"--pck {pck}: a fraction of the frame size, in (0, 1)")
+    ridge = joints.RIDGE if ridge is None else ridge
+    size = float(test.label_scale)
+    n_test = len(test.gt)
+    geo = test.geometry if test.geometry is not None else np.tile([0.0, 0.0, size, size], (n_test, 1))
+    vf, vt = _visible(fit), _visible(test)
+    m = joints.fit_map(fit.keypoints, np.asarray(fit.gt) * (size / fit.label_scale), vf, ridge)
+    pred = m.predict(test.keypoints, n_test)
+    s = joints.score(pred, test.gt, vt, geo, int(round(size)), pck)
+    extras = {"px_error": s["px"], "pck": s["pck"], "pairs": s["pairs"], "n_fit": int(len(fit.gt)),
+              "n_test": n_test, "missing_fit_joints": int((~vf).sum()), "missing_test_joints": int((~vt).sum())}
+    return ProtocolResult("folder", "folder_l2x100", "mean joint error ×100 of the frame size", s["l2x100"], False,
+                          {"pck": pck, "ridge": ridge, "bias": True}, extras)
+
+
 # -- dispatch --------------------------------------------------------------------------------------------------
 
 
 def protocol_for(kind: str, requested: str = "auto") -> str:
-    """The protocol to use: the requested one, or the data set's own (``auto``)."""
+    """The protocol to use: the requested one, or the data set's own (``auto``). A folder set's labels are the
+    user's own joints, which no paper protocol's constants fit, so it is always scored with ``folder`` (a preset's
+    ``eval.protocol = "synthetic"`` then still works with ``--data`` a folder set)."""
+    if kind == "folder":
+        return "folder"
     if requested != "auto":
         if requested not in PROTOCOLS:
             raise DkpError(f"unknown protocol {requested!r} (choose {', '.join(PROTOCOLS)})")
@@ -391,7 +426,7 @@ def protocol_for(kind: str, requested: str = "auto") -> str:
 
 
 def run_protocol(name: str, fit: EvalSplit, test: EvalSplit, *, swap_table: str = "reference",
-                 pairs: Sequence[tuple[int, int]] = ()) -> ProtocolResult:
+                 pairs: Sequence[tuple[int, int]] = (), pck: float = 0.1) -> ProtocolResult:
     if name == "taichi":
         return taichi(fit, test)
     if name == "h36m":
@@ -400,6 +435,8 @@ def run_protocol(name: str, fit: EvalSplit, test: EvalSplit, *, swap_table: str 
         return deepfashion(fit, test)
     if name == "synthetic":
         return synthetic(fit, test, pairs)
+    if name == "folder":
+        return folder(fit, test, pck)
     raise DkpError(f"unknown protocol {name!r} (choose {', '.join(PROTOCOLS)})")
 
 
@@ -407,7 +444,7 @@ def run_protocol(name: str, fit: EvalSplit, test: EvalSplit, *, swap_table: str 
 
 
 def mean_pose(name: str, fit: EvalSplit, test: EvalSplit, *, swap_table: str = "reference",
-              pairs: Sequence[tuple[int, int]] = ()) -> ProtocolResult:
+              pairs: Sequence[tuple[int, int]] = (), pck: float = 0.1) -> ProtocolResult:
     """What predicting one constant pose, the fit split's mean, for every test image scores under ``name``.
 
     It is the protocol itself run without detections (see ``_design``): the same label units, missing joints,
@@ -416,9 +453,9 @@ def mean_pose(name: str, fit: EvalSplit, test: EvalSplit, *, swap_table: str = "
     """
 
     def labels_only(s: EvalSplit) -> EvalSplit:
-        return EvalSplit(None, s.gt, s.visible, None, s.label_scale)
+        return EvalSplit(None, s.gt, s.visible, None, s.label_scale, s.geometry)
 
-    return run_protocol(name, labels_only(fit), labels_only(test), swap_table=swap_table, pairs=pairs)
+    return run_protocol(name, labels_only(fit), labels_only(test), swap_table=swap_table, pairs=pairs, pck=pck)
 
 
 def perfect_score(higher_is_better: bool) -> float:

@@ -273,8 +273,11 @@ def test_synthetic_exact_and_swapped_with_on_figure():
 
 def test_protocol_for_kinds():
     assert protocol_for("h36m") == "h36m" and protocol_for("synthetic", "taichi") == "taichi"
+    # a folder set's labels are the user's own joints: always the folder protocol, whatever a preset asks for
+    assert protocol_for("folder") == "folder" and protocol_for("folder", "synthetic") == "folder"
+    assert protocol_for("synthetic", "folder") == "folder"
     with pytest.raises(DkpError, match="no keypoint labels"):
-        protocol_for("folder")
+        protocol_for("unknown-kind")
 
 
 def test_non_finite_detections_are_refused():

@@ -1,0 +1,240 @@
+"""Named joints from unsupervised keypoints: the evaluation's linear regression as a file a user keeps.
+
+The map is affine, K keypoints -> J joints: features u = (y, x) * 0.5 + 0.5 of the detector's [-1, 1] keypoints,
+flattened (y0, x0, y1, x1, ...), and a bias; output (y, x) in pixels of the S x S input the detector sees. Each
+joint is fitted on the frames where it is labelled (missing joints are left out of fit and score), by ridge
+regression on centred features: with a few dozen labels there are fewer frames than the 2K features, and the
+small ridge keeps the fit determined without shrinking the bias, so that with no features at all it is exactly
+the mean pose of the labelled frames (the protocols' reference).
+
+Scores are in the units of the original frames: ``geometry`` (N x 4: top, left, h, w of the stored region in
+original pixels) scales the stored-pixel error back per axis. The normalised error divides each axis by that
+region's side (the frame size the model sees: the centre square, or the whole frame with ``--crop none``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dkp_tui.errors import DkpError
+
+RIDGE = 1e-3  # on centred u features (range [0, 1]); negligible once frames outnumber features
+DEFAULT_PCK = 0.1  # fraction of the frame size
+CV_FOLDS = 5
+JOINTS_FORMAT = "dkp-joints"
+JOINTS_VERSION = 1
+
+
+@dataclass
+class JointMap:
+    """``predict(keypoints)`` -> N x J x 2 (y, x) stored pixels."""
+
+    weight: np.ndarray  # 2K x 2J float64 (zero rows when fitted without keypoints)
+    bias: np.ndarray  # 2J float64
+    joint_names: list[str] = field(default_factory=list)
+    skeleton: list[tuple[int, int]] = field(default_factory=list)
+    image_size: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_keypoints(self) -> int:
+        return self.weight.shape[0] // 2
+
+    @property
+    def n_joints(self) -> int:
+        return self.bias.shape[0] // 2
+
+    def predict(self, keypoints: np.ndarray | None, n: int | None = None) -> np.ndarray:
+        if keypoints is None:
+            return np.broadcast_to(self.bias.reshape(1, -1, 2), (n or 1, self.n_joints, 2)).copy()
+        x = _features(keypoints)
+        if x.shape[1] != self.weight.shape[0]:
+            raise DkpError(f"the joints map is for K={self.n_keypoints} keypoints, the detector gives "
+                           f"{x.shape[1] // 2}")
+        return (x @ self.weight + self.bias).reshape(len(x), -1, 2)
+
+
+def _features(keypoints: np.ndarray) -> np.ndarray:
+    kp = np.asarray(keypoints, dtype=np.float64)
+    return (kp * 0.5 + 0.5).reshape(kp.shape[0], -1)
+
+
+def fit_map(keypoints: np.ndarray | None, gt: np.ndarray, visible: np.ndarray, ridge: float = RIDGE,
+            joint_names: list[str] | None = None) -> JointMap:
+    """Per joint, centred ridge on the frames where it is labelled; ``keypoints`` None gives the mean pose."""
+    gt = np.asarray(gt, dtype=np.float64)
+    visible = np.asarray(visible, dtype=bool)
+    n, j = gt.shape[:2]
+    x = np.zeros((n, 0)) if keypoints is None else _features(keypoints)
+    p = x.shape[1]
+    weight, bias = np.zeros((p, 2 * j)), np.zeros(2 * j)
+    for jj in range(j):
+        rows = visible[:, jj]
+        if not rows.any():
+            name = joint_names[jj] if joint_names else str(jj)
+            raise DkpError(f"joint {name} is labelled in none of the {n} fit frames; cannot fit it")
+        xr, yr = x[rows], gt[rows, jj]
+        mx, my = xr.mean(axis=0), yr.mean(axis=0)
+        if p:
+            xc = xr - mx
+            w = np.linalg.solve(xc.T @ xc + ridge * np.eye(p), xc.T @ (yr - my))
+        else:
+            w = np.zeros((0, 2))
+        weight[:, 2 * jj:2 * jj + 2] = w
+        bias[2 * jj:2 * jj + 2] = my - mx @ w
+    return JointMap(weight, bias, list(joint_names or []))
+
+
+def errors(pred: np.ndarray, gt: np.ndarray, geometry: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per (frame, joint): (error in original pixels, error as a fraction of the frame size)."""
+    d = np.asarray(pred, dtype=np.float64) - np.asarray(gt, dtype=np.float64)
+    geo = np.asarray(geometry, dtype=np.float64)
+    h, w = geo[:, 2:3] / size, geo[:, 3:4] / size  # original pixels per stored pixel
+    px = np.hypot(d[..., 0] * h, d[..., 1] * w)
+    return px, np.hypot(d[..., 0], d[..., 1]) / size
+
+
+def score(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, geometry: np.ndarray, size: int,
+          pck: float = DEFAULT_PCK) -> dict[str, float]:
+    """Mean joint error (original px), the same ×100 of the frame size, and PCK (%) at ``pck`` of the frame size,
+    over the labelled (frame, joint) pairs."""
+    vis = np.asarray(visible, dtype=bool)
+    if not vis.any():
+        raise DkpError("no labelled joints to score")
+    px, frac = errors(pred, gt, geometry, size)
+    return {"px": float(px[vis].mean()), "l2x100": float(frac[vis].mean() * 100.0),
+            "pck": float((frac[vis] < pck).mean() * 100.0), "pairs": int(vis.sum())}
+
+
+def cross_validate(keypoints: np.ndarray | None, gt: np.ndarray, visible: np.ndarray, geometry: np.ndarray,
+                   size: int, folds: int = CV_FOLDS, ridge: float = RIDGE, pck: float = DEFAULT_PCK,
+                   seed: int = 0) -> dict[str, float]:
+    """k-fold (seeded, by frame) error of the map on labelled frames: each frame predicted by the map fitted
+    without its fold (a joint labelled in none of a fold's other frames is an error)."""
+    n = len(gt)
+    folds = max(2, min(folds, n))
+    order = np.random.default_rng(seed).permutation(n)
+    pred = np.zeros(np.asarray(gt).shape)
+    for f in range(folds):
+        held = order[f::folds]
+        train = np.setdiff1d(order, held)
+        m = fit_map(None if keypoints is None else keypoints[train], gt[train], visible[train], ridge)
+        pred[held] = m.predict(None if keypoints is None else keypoints[held], len(held))
+    return {**score(pred, gt, visible, geometry, size, pck), "folds": folds}
+
+
+# -- how many labels: the shots curve ---------------------------------------------------------------------------
+
+
+def parse_shots(text: str) -> list[int | None]:
+    """``5,10,20,all`` -> [5, 10, 20, None]; None = every fit frame."""
+    out: list[int | None] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "all":
+            out.append(None)
+        elif part.isdigit() and int(part) >= 2:
+            out.append(int(part))
+        else:
+            raise DkpError(f"--shots {text!r}: give counts of at least 2 and/or 'all', e.g. 5,10,20,all")
+    if not out:
+        raise DkpError("--shots: give at least one count")
+    return out
+
+
+def _draw(rng: np.random.Generator, visible: np.ndarray, n: int, tries: int = 100) -> np.ndarray:
+    """n fit frames at random, redrawn until every joint is labelled at least once among them."""
+    for _ in range(tries):
+        idx = np.sort(rng.choice(len(visible), n, replace=False))
+        if visible[idx].any(axis=0).all():
+            return idx
+    raise DkpError(f"could not draw {n} fit frames in which every joint is labelled at least once; "
+                   "use larger --shots counts")
+
+
+def shots_curve(fit_kp: np.ndarray, fit_gt: np.ndarray, fit_vis: np.ndarray, test_kp: np.ndarray,
+                test_gt: np.ndarray, test_vis: np.ndarray, test_geo: np.ndarray, size: int,
+                shots: list[int | None], draws: int = 10, seed: int = 0, pck: float = DEFAULT_PCK,
+                ridge: float = RIDGE) -> list[dict[str, Any]]:
+    """Per shot count: the test scores of maps fitted on ``draws`` seeded random draws of that many fit frames,
+    and of the mean pose of the same frames; counts at or above the fit split's size are one draw of all."""
+    n_fit = len(fit_gt)
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(seed)
+    for want in shots:
+        n = n_fit if want is None or want >= n_fit else want
+        k = 1 if n == n_fit else draws
+        model, ref = [], []
+        for _ in range(k):
+            idx = np.arange(n_fit) if n == n_fit else _draw(rng, fit_vis, n)
+            m = fit_map(fit_kp[idx], fit_gt[idx], fit_vis[idx], ridge)
+            model.append(score(m.predict(test_kp), test_gt, test_vis, test_geo, size, pck))
+            mp = fit_map(None, fit_gt[idx], fit_vis[idx], ridge)
+            ref.append(score(mp.predict(None, len(test_gt)), test_gt, test_vis, test_geo, size, pck))
+        row: dict[str, Any] = {"shots": "all" if want is None else want, "n": n, "draws": k}
+        for name, runs in (("model", model), ("mean_pose", ref)):
+            row[name] = {m: {"mean": float(np.mean([r[m] for r in runs])),
+                             "std": float(np.std([r[m] for r in runs], ddof=1)) if k > 1 else 0.0}
+                         for m in ("px", "l2x100", "pck")}
+        rows.append(row)
+    return rows
+
+
+# -- the joints file --------------------------------------------------------------------------------------------
+
+
+def save_map(path: str | Path, m: JointMap) -> None:
+    """safetensors (never pickle): ``weight`` 2K x 2J and ``bias`` 2J, float64; the rest as string metadata."""
+    from safetensors.numpy import save_file
+
+    from dkp_tui.atomic import atomic_path
+
+    meta = {"dkp.format": JOINTS_FORMAT, "dkp.format_version": str(JOINTS_VERSION),
+            "joint_names": json.dumps(m.joint_names), "skeleton": json.dumps([list(e) for e in m.skeleton]),
+            "n_keypoints": str(m.n_keypoints), "image_size": str(m.image_size),
+            "features": "u = (y, x) * 0.5 + 0.5 of the detector's [-1, 1] keypoints, flattened (y0, x0, y1, ...)",
+            "output": "(y, x) pixels of the S x S detector input, (0, 0) the centre of the top-left pixel",
+            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in m.meta.items()}}
+    with atomic_path(Path(path)) as tmp:
+        save_file({"weight": np.ascontiguousarray(m.weight), "bias": np.ascontiguousarray(m.bias)}, str(tmp),
+                  metadata=meta)
+
+
+def load_map(path: str | Path) -> JointMap:
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DkpError(f"{path}: no such joints file (make one with `dkp joints fit`)")
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            meta = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DkpError(f"{path}: not a readable joints file ({err})") from None
+    if meta.get("dkp.format") != JOINTS_FORMAT:
+        raise DkpError(f"{path}: not a joints file written by `dkp joints fit` (no dkp.format metadata)")
+    if int(meta.get("dkp.format_version", "0")) > JOINTS_VERSION:
+        raise DkpError(f"{path}: written by a newer dkp; upgrade dkp")
+    try:
+        weight, bias = np.asarray(tensors["weight"], np.float64), np.asarray(tensors["bias"], np.float64)
+        names = json.loads(meta["joint_names"])
+        skeleton = [tuple(int(v) for v in e) for e in json.loads(meta.get("skeleton", "[]"))]
+        k, size = int(meta["n_keypoints"]), int(meta["image_size"])
+    except (KeyError, ValueError, TypeError) as err:
+        raise DkpError(f"{path}: incomplete joints file ({err})") from None
+    if weight.ndim != 2 or bias.ndim != 1 or weight.shape != (2 * k, bias.shape[0]) or len(names) * 2 != len(bias):
+        raise DkpError(f"{path}: weight {weight.shape} and bias {bias.shape} do not fit K={k}, J={len(names)}")
+    extra = {key: meta[key] for key in meta if key not in ("joint_names", "skeleton", "n_keypoints", "image_size")}
+    return JointMap(weight, bias, names, skeleton, size, extra)
+
+
+def check_compatible(m: JointMap, n_keypoints: int, image_size: int, where: str) -> None:
+    """A joints file fitted for another detector shape would silently map the wrong numbers: refuse it."""
+    if m.n_keypoints != n_keypoints or m.image_size != image_size:
+        raise DkpError(f"{where}: made for K={m.n_keypoints} keypoints at {m.image_size} px, but the model has "
+                       f"K={n_keypoints} at {image_size} px; fit one for this model with `dkp joints fit`")
