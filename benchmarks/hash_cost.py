@@ -5,8 +5,9 @@ full-width 128-px model, about 310 MB); the demo model is the `synthetic-cpu` pr
 1.6 MB). Each is written once with `dkp_tui.integrity.save_safetensors`, then loaded `--repeats` times, alternating:
 plain `safetensors.torch.load_file` (what dkp did before) and `load_safetensors` (verifies the hashes), each
 followed by what dkp does with the tensors (`load_state_dict` of the model, and of the optimizer for the
-checkpoint): `load_file` maps the file lazily, so the bytes are read only when used, and timing it alone would time
-nothing. Warm page cache by default (the files were just written: the case where hashing weighs most); `--cold`
+checkpoint) and by a read of every page (what the first training step does to the optimizer moments that
+`load_state_dict` only references): `load_file` maps the file lazily, so the bytes are read only when used, and
+timing it alone would time nothing (`--no-touch` times it without that read). Warm page cache by default (the files were just written: the case where hashing weighs most); `--cold`
 drops the file's cache before every load, as when resuming hours later. Prints the medians and the fastest of each,
 and the cost in percent.
 
@@ -86,8 +87,15 @@ def _use(preset: str, with_optimizer: bool) -> Callable[[dict[str, torch.Tensor]
     return use
 
 
+def _touch(tensors: dict[str, torch.Tensor]) -> None:
+    """Read one byte of every page of every tensor: what a resume's first optimizer step does to the moments that
+    ``load_state_dict`` only references (safetensors maps them lazily), so that both loads pay their page faults."""
+    for t in tensors.values():
+        t.reshape(-1).view(torch.uint8)[::4096].sum()
+
+
 def measure(path: Path, use: Callable[[dict[str, torch.Tensor]], None], repeats: int,
-            cold: bool) -> dict[str, float]:
+            cold: bool, touch: bool = True) -> dict[str, float]:
     from safetensors.torch import load_file
 
     plain, checked = [], []
@@ -97,7 +105,10 @@ def measure(path: Path, use: Callable[[dict[str, torch.Tensor]], None], repeats:
             if cold:
                 _drop_cache(path)
             t0 = time.perf_counter()
-            use(load())
+            tensors = load()
+            use(tensors)
+            if touch:
+                _touch(tensors)
             times.append(time.perf_counter() - t0)
     p, c = statistics.median(plain), statistics.median(checked)
     pm, cm = min(plain), min(checked)  # on a shared machine the fastest of each is the steadier comparison
@@ -112,6 +123,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--cold", action="store_true", help="drop the file's page cache before every load (fadvise)")
     ap.add_argument("--dir", type=Path, default=None, help="where to write the files (default: a temp dir)")
+    ap.add_argument("--no-touch", action="store_true",
+                    help="time the load alone, without reading the pages the first step would read")
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -119,7 +132,7 @@ def main() -> None:
                                   ("demo model (synthetic-cpu preset)", "synthetic-cpu", False)):
             path = Path(tmp) / f"{preset}.safetensors"
             save_safetensors(path, checkpoint_tensors(preset, opt), {"note": "benchmark"})
-            results[name] = measure(path, _use(preset, opt), args.repeats, args.cold)
+            results[name] = measure(path, _use(preset, opt), args.repeats, args.cold, not args.no_touch)
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -451,7 +451,7 @@ def test_files_written_before_hashes_still_load(finished_run: Path, tmp_path: Pa
     from safetensors import safe_open
 
     with safe_open(str(finished_run / "model.safetensors"), framework="pt") as f:
-        meta = {k: v for k, v in (f.metadata() or {}).items() if k != "dkp_sha256"}
+        meta = {k: v for k, v in (f.metadata() or {}).items() if k != "dkp_xxh3"}
     save_file(tensors, str(old), metadata=meta)
     loaded, _ = load_weights(old)
     assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)

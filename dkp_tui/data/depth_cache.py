@@ -4,7 +4,7 @@
 <dataset>/depth/<tag>/settings.json                    what the cache is being made with (written before any shard)
 <dataset>/depth/<tag>/manifest.json                    schema, dkp version, model id/revision, transform, counts
 <dataset>/depth/<tag>/<split>/shard-NNNNN.npy          uint16 n x H x W (n = shard_size, the last may be shorter)
-<dataset>/depth/<tag>/<split>/shard-NNNNN.stats.json   per-shard facts (count, constant maps, SHA-256 of the
+<dataset>/depth/<tag>/<split>/shard-NNNNN.stats.json   per-shard facts (count, constant maps, XXH3-128 hash of the
                                                        array bytes), written before it
 ```
 
@@ -100,13 +100,13 @@ def write_depth_split(dataset: str | Path, tag: str, split: str, depth01: np.nda
 
 
 def verify_shard(dataset: str | Path, tag: str, split: str, index: int, array: np.ndarray) -> None:
-    """Compare a shard's bytes with the SHA-256 in its stats file (shards written before dkp hashed them, or whose
+    """Compare a shard's bytes with the XXH3-128 hash in its stats file (shards written before dkp hashed them, or whose
     stats file is gone, have nothing to compare with and pass)."""
     try:
         stats = _read_json(stats_path(dataset, tag, split, index))
     except DkpError:
         return
-    digest = stats.get("sha256") if stats is not None else None
+    digest = stats.get("xxh3_128") if stats is not None else None
     if isinstance(digest, str) and array_digest(array) != digest:
         raise damaged(shard_path(dataset, tag, split, index),
                       f"depth shard {index + 1}; `dkp depth {dataset} --force` recomputes the cache")
@@ -309,12 +309,12 @@ def finished_shards(dataset: str | Path, tag: str, split: str, count: int, shard
 
 def write_shard(dataset: str | Path, tag: str, split: str, index: int, maps: np.ndarray, constant: int) -> None:
     """Stats first, then the shard: a shard that exists always has its stats (a rerun rewrites both). The stats
-    carry the SHA-256 of the shard's array bytes, checked whenever the shard is opened."""
+    carry the XXH3-128 hash of the shard's array bytes, checked whenever the shard is opened."""
     if maps.dtype != np.uint16 or maps.ndim != 3:
         raise ValueError(f"a depth shard is uint16 n x H x W, got {maps.dtype} {maps.shape}")
     maps = np.ascontiguousarray(maps)
     write_json(stats_path(dataset, tag, split, index), {"count": int(len(maps)), "constant": int(constant),
-                                                        "sha256": array_digest(maps)})
+                                                        "xxh3_128": array_digest(maps)})
     save_shard_array(shard_path(dataset, tag, split, index), maps)
 
 

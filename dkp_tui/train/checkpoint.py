@@ -2,7 +2,7 @@
 
 The optimizer's ``state_dict()`` is flattened: per-parameter tensors become ``optim.<param>.<key>`` entries,
 param groups and scalar state go to JSON. RNG states (torch CPU, CUDA, the mask generator) are uint8 tensors.
-The tensor file carries the SHA-256 of every tensor (``dkp_tui.integrity``), checked when a resume loads it.
+The tensor file carries the XXH3-128 hash of every tensor (``dkp_tui.integrity``), checked when a resume loads it.
 """
 
 from __future__ import annotations

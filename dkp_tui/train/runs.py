@@ -12,7 +12,7 @@
 <run>/.dkp.lock           held by the one process training the run (dkp_tui.locks)
 ```
 
-Tensor files carry a SHA-256 table in their metadata (``dkp_tui.integrity``), checked on every load.
+Tensor files carry an XXH3-128 hash table in their metadata (``dkp_tui.integrity``), checked on every load.
 """
 
 from __future__ import annotations
