@@ -1,7 +1,8 @@
 """The product's claim on a reduced scale, as CI can afford it (about 2-3 minutes on 2 CPU cores).
 
-Reduced version of `dkp eval --runs 3 --compare --preset synthetic-cpu` on the cluttered set: 1,000 training
-images instead of 4,000, 250 iterations instead of 500, one seed. Two things must hold:
+Reduced version of `dkp eval --runs 3 --compare --preset synthetic-cpu` on the cluttered set of two synthetic
+families (the default `figures` and `stage`): 1,000 training images instead of 4,000, 250 iterations instead of
+500, one seed. Two things must hold on each:
 
 * the image-only student is a keypoint model: its error is well below what the constant mean pose of the fit
   split scores (issue 16: with the pixel loss it used to sit at ~0.9x the mean pose);
@@ -31,13 +32,18 @@ from dkp_tui.eval.repeats import run_repeats
 #   distilled student at 0.88 / 0.85 / 0.88 of image-only, too close to 0.9 to tell a gain from noise.
 MAX_ONLY_VS_MEAN_POSE = 0.85
 MAX_RATIO = 0.9
+# The second family, `stage` (issue 25: the claim must not rest on the generator the recipe was tuned on), on the
+# same reduced version, seed 0, one thread (docs/results.md, "Families"): mean pose 22.26, image-only 13.84
+# (0.62 of it), teacher 3.73, distilled 9.86 (0.71 of image-only): the same bounds hold with room to spare.
+# `room` is not here: its image-only student does not learn at this budget (0.96 of the mean pose, see there).
+FAMILIES = ("figures", "stage")
 
 
-def reduced_comparison(out: Path, n_runs: int = 1, iterations: int = 250) -> dict:
+def reduced_comparison(out: Path, n_runs: int = 1, iterations: int = 250, family: str = "figures") -> dict:
     """Train teacher, student-only and distilled student for seeds 0..n_runs-1; the summary by variant."""
     data = out / "data"
     generate_dataset(data, size=64, n_train=1000, n_fit=300, n_test=200, background="cluttered", seed=0,
-                     progress=False)
+                     progress=False, family=family)
     overrides = [f'data.dataset="{data}"', f"train.iterations={iterations}",
                  'train.device="cpu"', "train.sample_every=100000", "train.checkpoint_every=100000"]
     summary = run_repeats("synthetic-cpu", n_runs, True, out / "runs", overrides, device="cpu", progress=False)
@@ -45,8 +51,9 @@ def reduced_comparison(out: Path, n_runs: int = 1, iterations: int = 250) -> dic
 
 
 @pytest.mark.slow
-def test_image_only_student_learns_and_the_distilled_student_beats_it(tmp_path: Path):
-    result = reduced_comparison(tmp_path)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_image_only_student_learns_and_the_distilled_student_beats_it(tmp_path: Path, family: str):
+    result = reduced_comparison(tmp_path, family=family)
     rows, mean_pose = result["rows"], result["mean_pose"]
     only, distilled, teacher = rows["student-only"]["mean"], rows["distilled"]["mean"], rows["teacher"]["mean"]
     assert only < MAX_ONLY_VS_MEAN_POSE * mean_pose, (
