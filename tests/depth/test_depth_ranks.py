@@ -20,7 +20,7 @@ from dkp_tui.depth.compute import compute_depth
 from dkp_tui.depth.runner import ShardJob, rank_share
 
 SHARD = 2  # train 10 frames -> 5 shards, test 3 -> 2: 7 shards to deal to the ranks
-TIMEOUT_S = 300
+TIMEOUT_S = 120
 
 
 def _env() -> dict[str, str]:
