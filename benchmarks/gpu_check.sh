@@ -28,8 +28,9 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu
-  SIZE=(--quick --set model.image_size=32 --set model.n_keypoints=4 --batch 2)   # bench
-  TRAIN_SETS=(--set model.image_size=32 --set model.n_keypoints=4 --set train.batch_size=2)
+  TINY=(--set model.image_size=32 --set model.n_keypoints=4 --set model.width=0.125 --set loss.perceptual_size=32)
+  SIZE=(--quick "${TINY[@]}" --batch 2)   # bench
+  TRAIN_SETS=("${TINY[@]}" --set train.batch_size=2)
   BENCH_STEPS=1; N_TRAIN=16; N_EVAL=8; ITERATIONS=3
   DEPTH=(--arch tiny-random --images 8 --batch-size 4 --frame 32 --repeats 1)
   STEP_LIMIT=300

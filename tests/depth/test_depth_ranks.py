@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from dkp_tui.depth.compute import compute_depth
 from dkp_tui.depth.runner import ShardJob, rank_share
 
 SHARD = 2  # train 10 frames -> 5 shards, test 3 -> 2: 7 shards to deal to the ranks
-TIMEOUT_S = 120
+TIMEOUT_S = 240
 
 
 def _env() -> dict[str, str]:
@@ -32,9 +33,17 @@ def _env() -> dict[str, str]:
 def _ranks(dataset: Path, model: Path, nproc: int) -> dict:
     cmd = [sys.executable, "-m", "dkp_tui", "depth", str(dataset), "--model", str(model), "--device", "cpu",
            "--shard-size", str(SHARD), "--batch-size", "3", "--nproc", str(nproc), "--json", "--quiet"]
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
-    assert proc.returncode == 0, f"dkp depth --nproc {nproc} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return json.loads(proc.stdout)  # rank 0 alone prints, and the launcher's line goes to stderr
+    # its own session, so that a timeout ends torchrun's ranks too, and the message shows what they printed
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"dkp depth --nproc {nproc} ran past {TIMEOUT_S} s:\n{out[-2000:]}\n{err[-6000:]}")
+    assert proc.returncode == 0, f"dkp depth --nproc {nproc} failed:\n{out[-2000:]}\n{err[-4000:]}"
+    return json.loads(out)  # rank 0 alone prints, and the launcher's line goes to stderr
 
 
 def _one_process(dataset: Path, model: Path) -> dict:
