@@ -33,12 +33,14 @@ if [ "$DRY" = 1 ]; then
   TRAIN_SETS=("${TINY[@]}" --set train.batch_size=2)
   BENCH_STEPS=1; N_TRAIN=16; N_EVAL=8; ITERATIONS=3
   DEPTH=(--arch tiny-random --images 8 --batch-size 4 --frame 32 --repeats 1)
+  BF16=auto  # dkp refuses bf16 on the CPU; auto is bf16 on CUDA and fp32 here, so the same command line runs
   STEP_LIMIT=300
 else
   DEVICE=cuda
   SIZE=(); TRAIN_SETS=()
   BENCH_STEPS=0; N_TRAIN=2048; N_EVAL=64; ITERATIONS=300
   DEPTH=(--arch dpt-swinv2-large-384 --images 512 --batch-size 32 --frame 128 --repeats 1)
+  BF16=bf16
   STEP_LIMIT=240
 fi
 
@@ -74,7 +76,8 @@ EOF
 
 # --- install ------------------------------------------------------------------------------------------------------
 install() {
-  timeout 120 "$PYTHON" -m pip install -q -e "$ROOT[dev]" \
+  # offline, pip gives up on the index at once (no retries) and dkp goes in over the machine's own packages
+  "$PYTHON" -m pip install -q --retries 0 --timeout 5 --no-build-isolation -e "$ROOT[dev]" \
     || "$PYTHON" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
   "$PYTHON" -c "import dkp_tui, torch; print('{\"dkp\": \"%s\", \"torch\": \"%s\", \"cuda\": %s}' % (dkp_tui.__version__, torch.__version__, str(torch.cuda.is_available()).lower()))"
 }
@@ -106,8 +109,8 @@ VGG_SET=(--set "loss.perceptual_weights=\"$VGG\"")
 # --- dkp bench: fp32, bf16, compiled --------------------------------------------------------------------------------
 BENCH=("${DKP[@]}" bench --preset synthetic --device "$DEVICE" --steps "$BENCH_STEPS" --json "${VGG_SET[@]}" "${SIZE[@]}")
 step bench_fp32 "${BENCH[@]}" --set 'train.precision="fp32"'
-step bench_bf16 "${BENCH[@]}" --set 'train.precision="bf16"'
-step bench_compiled "${BENCH[@]}" --set 'train.precision="bf16"' --set train.compile=true
+step bench_bf16 "${BENCH[@]}" --set "train.precision=\"$BF16\""
+step bench_compiled "${BENCH[@]}" --set "train.precision=\"$BF16\"" --set train.compile=true
 
 # --- a few hundred training steps -----------------------------------------------------------------------------------
 DATA=$WORK/data
