@@ -104,3 +104,17 @@ def test_two_ranks_make_the_one_process_cache_and_resume_across_rank_counts(
     assert _shards(single) == expected
     assert cache.read_depth_manifest(single, "tiny-dpt")["images"] == 10 + 3
     assert "tiny-dpt" in cache.list_tags(single)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nproc", "0"], "--nproc 0: must be at least 1"),
+    (["--nproc", "2", "--import", "."], "--import runs in one process"),
+])
+def test_bad_nproc_is_a_one_line_error(tiny_data: Path, args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from dkp_tui.cli import app
+
+    result = CliRunner().invoke(app, ["depth", str(tiny_data), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and not cache.tag_dir(tiny_data, "imported").exists()
