@@ -141,7 +141,7 @@ if os.path.isfile(metrics):
         rates = [r["images_per_s"] for r in st[len(st) // 2:] if r.get("images_per_s")]
         train = {"steps": st[-1]["step"], "first_loss": st[0]["loss"], "last_loss": st[-1]["loss"],
                  "median_images_per_s_second_half": statistics.median(rates) if rates else None,
-                 "gpu_mem_mb_max": max((r.get("gpu_mem_mb") or 0 for r in st), default=None)}
+                 "gpu_mem_mb_max": max((r["gpu_mem_mb"] for r in st if r.get("gpu_mem_mb")), default=None)}
 peak = None
 if os.path.isfile(smi) and os.path.getsize(smi):
     used = [float(x.split(",")[0]) for x in open(smi) if x.strip() and x.split(",")[0].strip().isdigit()]
