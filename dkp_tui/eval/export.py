@@ -136,7 +136,7 @@ def metadata(cfg: Config, meta: dict[str, str], edge_weights: np.ndarray, run: s
 def _torch_export(model: ExportedDetector, size: int, opset: int) -> Any:
     """The ONNX proto via the torch.export-based exporter (torch's supported path; needs onnxscript).
 
-    torch 2.4's ``torch.onnx.export`` takes no ``dynamic_shapes`` (2.5 added it, 2.6 ``optimize``): there the
+    torch < 2.5's ``torch.onnx.export`` takes no ``dynamic_shapes`` (2.5 added it, 2.6 ``optimize``): there the
     TorchScript exporter writes the same graph with the same dynamic batch axis, and the export is verified
     against PyTorch either way.
     """
