@@ -84,8 +84,12 @@ def compute_depth(dataset: str | Path, model: str = DEFAULT_MODEL, *, batch_size
     if ranks.enabled and dev.type == "cuda":
         dev = torch.device("cuda", ranks.local_rank)
     try:
-        return _compute(dataset, source, tag, plans, aliases, data_manifest, dev, ranks, batch_size=batch_size,
-                        force=force, shard_size=shard_size, precision=precision, quiet=quiet, timer=timer)
+        result = _compute(dataset, source, tag, plans, aliases, data_manifest, dev, ranks, batch_size=batch_size,
+                          force=force, shard_size=shard_size, precision=precision, quiet=quiet, timer=timer)
+        # all ranks leave together, once rank 0 has written the manifest: a rank that tore its process group
+        # down while rank 0 was still writing was seen to hang in gloo's shutdown (torch 2.3 and 2.4)
+        distributed.barrier(ranks)
+        return result
     finally:
         distributed.cleanup(ranks)
 

@@ -6,6 +6,7 @@ claim is byte equality on the same model, device and threads per process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -39,11 +40,24 @@ def _ranks(dataset: Path, model: Path, nproc: int) -> dict:
     try:
         out, err = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
+        _kill_tree(proc.pid)  # torchrun's ranks too (they hold the pipes open)
+        out, err = proc.communicate(timeout=30)
         pytest.fail(f"dkp depth --nproc {nproc} ran past {TIMEOUT_S} s:\n{out[-2000:]}\n{err[-6000:]}")
     assert proc.returncode == 0, f"dkp depth --nproc {nproc} failed:\n{out[-2000:]}\n{err[-4000:]}"
     return json.loads(out)  # rank 0 alone prints, and the launcher's line goes to stderr
+
+
+def _kill_tree(pid: int) -> None:
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        family = [*parent.children(recursive=True), parent]
+    except psutil.NoSuchProcess:
+        return
+    for p in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.send_signal(signal.SIGKILL)
 
 
 def _one_process(dataset: Path, model: Path) -> dict:
