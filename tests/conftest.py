@@ -10,6 +10,29 @@ from dkp_testing import tiny_overrides as tiny_overrides_fn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
+# One torch thread per test process: the suite runs one xdist worker per core (pyproject addopts), and tests whose
+# tolerances were measured on one thread (the method test, DDP against one process) stay bit-for-bit what they were
+# whichever worker, and after whichever other test, they run. Subprocesses (dkp CLI runs) get the same.
+TEST_THREADS = 1
+os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
+
+
+def _pin_threads() -> None:
+    import torch
+
+    if torch.get_num_threads() != TEST_THREADS:
+        torch.set_num_threads(TEST_THREADS)
+
+
+_pin_threads()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """A test (or code it calls, e.g. a config's train.threads) that changes torch's thread count does not leak it."""
+    yield
+    _pin_threads()
+
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -67,7 +67,10 @@ def test_unknown_key_in_a_preset_file(tmp_path: Path):
 
 
 def test_resolved_config_round_trips_through_toml(tmp_path: Path):
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the backport the package depends on there
+        import tomli as tomllib
 
     cfg = load_config("h36m", ["train.seed=7", "data.dataset=a b/c"])
     again = Config.from_dict(tomllib.loads(cfg.to_toml()))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.launch import relaunch_torchrun
 from dkp_tui.data.depth_cache import DEFAULT_SHARD_SIZE
 from dkp_tui.errors import DkpError
 
@@ -24,6 +26,8 @@ Examples:
   dkp depth data/taichi --splits train --batch-size 64 --json  # resumes where a killed run stopped
 
   dkp depth data/deepfashion --import ~/depth-maps --tag sensor --polarity depth
+
+  dkp depth data/taichi --nproc 8     # 8 GPUs: torchrun, each rank fills every 8th shard (docs/scaling.md)
 
 Weights: a Hugging Face id is read from the cache (HF_HOME) and downloaded only when HF_HUB_OFFLINE is unset and
 the hub answers; offline, put the model in the cache or pass --model PATH.
@@ -53,6 +57,8 @@ def _depth_command(
     shard_size: int = typer.Option(DEFAULT_SHARD_SIZE, "--shard-size",
                                    help="Maps per shard file: the unit of resuming (a killed run loses at most one)."),
     precision: str = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, else fp32) | fp16 | fp32."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes (one GPU each) sharing the shards; >1 re-launches "
+                                                 "through torchrun (multi-node: run torchrun yourself)."),
     json_out: bool = typer.Option(False, "--json", help="Print a summary (tag, counts, seconds, images/s) as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
 ) -> None:
@@ -63,6 +69,13 @@ def _depth_command(
     """
     if import_dir is None and polarity != "inverse":
         raise DkpError("--polarity describes --import files; model output is always inverse depth")
+    if nproc < 1:
+        raise DkpError(f"--nproc {nproc}: must be at least 1")
+    under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if import_dir is not None and (nproc > 1 or under_torchrun):
+        raise DkpError("--import runs in one process (it is disk-bound); drop --nproc / torchrun")
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(relaunch_torchrun(nproc))
     from dkp_tui.data.depth_cache import depth_root
     from dkp_tui.data.layout import read_manifest
     from dkp_tui.locks import writer_lock
@@ -81,6 +94,8 @@ def _depth_command(
             result = compute_depth(dataset, model, batch_size=batch_size, device=device, splits=splits or None,
                                    force=force, tag=tag, shard_size=shard_size, precision=precision,
                                    quiet=quiet)
+    if result.get("rank", 0) != 0:
+        return  # rank 0 reports for all
     if json_out:
         print_json(result)
     elif not quiet:

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.launch import relaunch_torchrun, strip_flag
 from dkp_tui.errors import DkpError
 
 EXAMPLES = """
@@ -53,7 +54,7 @@ def _train_command(
     from dkp_tui.config import load_config, override
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(_relaunch_torchrun(nproc))
+        raise typer.Exit(relaunch_torchrun(nproc))
     if watch:
         raise typer.Exit(_train_with_dashboard(run, resume))
 
@@ -102,36 +103,12 @@ def _train_command(
         console.print(f"[green]{role} run {info.status}[/] at step {info.step}: {run_dir}")
 
 
-def _strip_flag(argv: list[str], flag: str, takes_value: bool) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == flag:
-            skip = takes_value
-            continue
-        if takes_value and arg.startswith(flag + "="):
-            continue
-        out.append(arg)
-    return out
-
-
-def _relaunch_torchrun(nproc: int) -> int:
-    """`dkp train --nproc N ...` is `torchrun --standalone --nproc-per-node N -m dkp_tui train ...`."""
-    args = _strip_flag(sys.argv[1:], "--nproc", takes_value=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "dkp_tui", "--", *args]  # `--`: torchrun would take `--run` as its own `--run-path`
-    console.print(f"launching: {' '.join(cmd[2:])}")
-    return subprocess.call(cmd)  # each rank runs `-m dkp_tui`, whose __init__ sets its OpenMP wait policy
-
-
 def _train_with_dashboard(run: Path | None, resume: Path | None) -> int:
     """Train in a child process (output to <run>/train.log) and open the dashboard on the run."""
     run_dir = resume or run
     if run_dir is None:
         raise DkpError("--watch needs --run DIR (or --resume RUN) so the dashboard knows what to show")
-    args = _strip_flag(sys.argv[1:], "--watch", takes_value=False)
+    args = strip_flag(sys.argv[1:], "--watch", takes_value=False)
     from dkp_tui.atomic import check_output_dir
 
     check_output_dir(run_dir, "--run" if resume is None else "--resume")

@@ -2,17 +2,24 @@
 
 Order matters for the user: everything that can be refused (data set, splits, model location, offline, an
 incompatible existing cache) is checked before the weights are loaded, so mistakes cost seconds, not minutes.
+
+Under torchrun (`dkp depth --nproc N`, or N nodes) every rank plans the same unfinished shards and computes every
+N-th of them on its own GPU (``LOCAL_RANK``); rank 0 alone opens the tag (settings, ``--force``) and, once every
+rank is through, writes the manifest. A shard's bytes depend only on the shard, so the cache is the one a single
+process makes on the same model, device and threads.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dkp_tui import distributed
 from dkp_tui.data import depth_cache as cache
 from dkp_tui.data.layout import manifest_hash, open_split, read_manifest
-from dkp_tui.depth.runner import Timer, physical_splits, plan_jobs, run_jobs, summary
+from dkp_tui.depth.runner import Timer, physical_splits, plan_jobs, rank_share, run_jobs, summary
 from dkp_tui.depth.weights import DEFAULT_MODEL, fetch_model, resolve_model
 from dkp_tui.errors import DkpError
 
@@ -22,6 +29,8 @@ if TYPE_CHECKING:
     from dkp_tui.depth.midas import DepthEstimator
 
 VERIFY_IMAGES = 4  # frames of the data set the batched preprocessing is checked on
+# ranks meet only at the start and once each has done its share (hours on a large set): no collective timeout
+RANK_TIMEOUT = timedelta(days=7)
 
 
 class ModelBackend:
@@ -68,17 +77,44 @@ def compute_depth(dataset: str | Path, model: str = DEFAULT_MODEL, *, batch_size
     source = fetch_model(source)
     import torch  # torch and transformers only once the model is known to be there
 
-    from dkp_tui.depth.midas import (
-        DepthEstimator,
-        InputTransform,
-        load_model,
-        load_processor,
-        pick_device,
-        pick_dtype,
-    )
-    from dkp_tui.depth.normalise import ENCODING, NORMALISATION, OUTPUT_INTERPOLATION, POLARITY
+    from dkp_tui.depth.midas import pick_device
 
     dev = pick_device(device)
+    ranks = distributed.setup(dev.type, timeout=RANK_TIMEOUT)
+    if ranks.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", ranks.local_rank)
+    try:
+        result = _compute(dataset, source, tag, plans, aliases, data_manifest, dev, ranks, batch_size=batch_size,
+                          force=force, shard_size=shard_size, precision=precision, quiet=quiet, timer=timer)
+        # all ranks leave together, once rank 0 has written the manifest: a rank that tore its process group
+        # down while rank 0 was still writing was seen to hang in gloo's shutdown (torch 2.3 and 2.4)
+        distributed.barrier(ranks)
+        return result
+    finally:
+        distributed.cleanup(ranks)
+
+
+def _open_tag_on_rank0(dataset: Path, tag: str, settings: dict[str, Any], force: bool, splits: list[str],
+                       ranks: distributed.DistInfo) -> None:
+    """Rank 0 prepares the tag (it may refuse, or delete with --force) while the others wait; all stop on a refusal."""
+    refusal: DkpError | None = None
+    if ranks.is_main:
+        try:
+            cache.open_tag(dataset, tag, settings, force, splits)
+        except DkpError as err:
+            refusal = err
+    if not distributed.all_true(refusal is None, ranks):
+        raise refusal or DkpError(f"rank 0 refused {dataset}/depth/{tag} (its error says why)")
+
+
+def _compute(dataset: Path, source: Any, tag: str, plans: list[Any], aliases: dict[str, str], data_manifest: Any,
+             dev: torch.device, ranks: distributed.DistInfo, *, batch_size: int, force: bool, shard_size: int,
+             precision: str, quiet: bool, timer: Timer) -> dict[str, Any]:
+    import torch
+
+    from dkp_tui.depth.midas import DepthEstimator, InputTransform, load_model, load_processor, pick_dtype
+    from dkp_tui.depth.normalise import ENCODING, NORMALISATION, OUTPUT_INTERPOLATION, POLARITY
+
     dtype = pick_dtype(dev, precision)
     processor, model_info = load_processor(source)
     transform = InputTransform.from_processor(processor)
@@ -96,28 +132,41 @@ def compute_depth(dataset: str | Path, model: str = DEFAULT_MODEL, *, batch_size
         "model_path": str(source.directory),
         "backend": f"transformers {_version('transformers')}",
     }
-    cache.open_tag(dataset, tag, settings, force, [p.split for p in plans])
+    _open_tag_on_rank0(dataset, tag, settings, force, [p.split for p in plans], ranks)
     jobs, skipped = plan_jobs(dataset, tag, plans, shard_size)
     previous = cache.read_depth_manifest(dataset, tag) if tag in cache.list_tags(dataset) else None
+    distributed.barrier(ranks)  # every rank has planned the same shards before any rank writes one
     totals: dict[str, Any] = {"images": 0, "constant": 0, "seconds": 0.0}
     if not jobs and previous is not None and all(p.split in previous.get("splits", {}) for p in plans):
-        return summary(dataset, tag, previous, totals, skipped, timer.seconds)  # nothing to do
+        return {**summary(dataset, tag, previous, totals, skipped, timer.seconds), **_ranks(ranks)}  # nothing to do
     check: dict[str, Any] = {}
-    if jobs:
+    mine = rank_share(jobs, ranks.rank, ranks.world_size)
+    if mine or (jobs and ranks.is_main):  # rank 0 records the preprocessing check even with no shard of its own
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True  # every batch has the same shape (bar a shard's last)
         estimator = DepthEstimator(load_model(source, dev, dtype), processor, dev, dtype)
-        first = jobs[0]
+        first = jobs[0]  # the same frames on every rank (and in one process): the manifest does not depend on N
         sample = open_split(dataset, first.split, data_manifest).images[first.start:first.start + VERIFY_IMAGES]
         check = estimator.verify(sample)
         backend = ModelBackend(dataset, [p.split for p in plans], estimator)
-        totals = run_jobs(dataset, tag, jobs, plans, backend, batch_size, f"depth {tag}", quiet)
+        label = f"depth {tag}" + (f" (rank 0 of {ranks.world_size})" if ranks.enabled else "")
+        totals = run_jobs(dataset, tag, mine, plans, backend, batch_size, label, quiet or not ranks.is_main)
+    if ranks.enabled:  # every rank's shards are written once all have come here
+        images, constant = distributed.sum_all([totals["images"], totals["constant"]], ranks)
+        (loop_seconds,) = distributed.max_all([totals["seconds"]], ranks)  # the slowest rank's shard loop
+        totals = {"images": int(images), "constant": int(constant), "seconds": loop_seconds}
     seconds = timer.seconds
     extra = {
         "same_as": {**((previous or {}).get("same_as") or {}), **aliases},
         "compute": {"device": str(dev), "precision": "fp16" if dtype == torch.float16 else "fp32",
                     "batch_size": batch_size, "preprocessing": check, "torch": torch.__version__,
-                    "images": totals["images"], "seconds": round(seconds, 3)},
+                    "ranks": ranks.world_size, "images": totals["images"], "seconds": round(seconds, 3)},
     }
+    if not ranks.is_main:
+        return {**summary(dataset, tag, previous or {}, totals, skipped, seconds), **_ranks(ranks)}
     manifest = cache.finish_tag(dataset, tag, settings, {p.split: p.count for p in plans}, extra)
-    return summary(dataset, tag, manifest, totals, skipped, seconds)
+    return {**summary(dataset, tag, manifest, totals, skipped, seconds), **_ranks(ranks)}
+
+
+def _ranks(ranks: distributed.DistInfo) -> dict[str, int]:
+    return {"rank": ranks.rank, "world_size": ranks.world_size}

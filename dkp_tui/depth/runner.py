@@ -83,6 +83,15 @@ def physical_splits(dataset: str | Path, manifest: Manifest, splits: str | None)
     return list(plans.values()), aliases
 
 
+def rank_share(jobs: list[ShardJob], rank: int, world_size: int) -> list[ShardJob]:
+    """This rank's shards under torchrun: every ``world_size``-th of the shards still to do, from the ``rank``-th.
+
+    Dealt from the unfinished shards (not by shard number), so a resumed cache spreads what is left evenly
+    whatever the number of ranks that filled the rest; every rank plans the same list before any rank writes.
+    """
+    return jobs[rank::world_size]
+
+
 def plan_jobs(dataset: str | Path, tag: str, plans: list[SplitPlan], shard_size: int) -> tuple[list[ShardJob], int]:
     """The shards still to compute, and how many images the finished ones hold."""
     jobs, skipped = [], 0

@@ -16,6 +16,7 @@ is never left behind.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import time
@@ -143,20 +144,41 @@ def metadata(cfg: Config, meta: dict[str, str], edge_weights: np.ndarray, run: s
 
 
 def _torch_export(model: ExportedDetector, size: int, opset: int) -> Any:
+    """The ONNX proto via the torch.export-based exporter (torch's supported path; needs onnxscript).
+
+    torch < 2.5's ``torch.onnx.export`` takes no ``dynamic_shapes`` (2.5 added it, 2.6 ``optimize``): there the
+    TorchScript exporter writes the same graph with the same dynamic batch axis, and the export is verified
+    against PyTorch either way.
+    """
     outputs = [*OUTPUT_NAMES, JOINTS_OUTPUT] if model.has_joints else list(OUTPUT_NAMES)
-    """The ONNX proto via the torch.export-based exporter (torch's supported path; needs onnxscript)."""
     require("onnx")
     require("onnxscript")
     example = torch.zeros(2, 3, size, size)
+    params = inspect.signature(torch.onnx.export).parameters
+    if "dynamic_shapes" not in params:
+        return _torchscript_export(model, example, opset, outputs)
     batch = torch.export.Dim("batch", min=1, max=65536)
+    optimize = {"optimize": True} if "optimize" in params else {}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=outputs,
                                     dynamic_shapes={"image": {0: batch}}, opset_version=opset, dynamo=True,
-                                    verbose=False, optimize=True)
+                                    verbose=False, **optimize)
     if program is None:
         raise RuntimeError("torch.onnx.export returned no program")
     return program.model_proto
+
+
+def _torchscript_export(model: ExportedDetector, example: torch.Tensor, opset: int, outputs: list[str]) -> Any:
+    import onnx
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), buffer, input_names=[INPUT_NAME], output_names=outputs,
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in outputs}},
+                          opset_version=opset)
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def verification_inputs(size: int, seed: int = 0) -> list[np.ndarray]:

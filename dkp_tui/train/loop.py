@@ -17,6 +17,7 @@ import psutil
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from dkp_tui import distributed
 from dkp_tui.atomic import check_output_dir
 from dkp_tui.config import Config
 from dkp_tui.data.loader import BatchLoader
@@ -25,7 +26,6 @@ from dkp_tui.extras import require
 from dkp_tui.locks import writer_lock
 from dkp_tui.model.autolink import AutoLink, kd_embedding, kd_features
 from dkp_tui.model.decoder import cell_mask
-from dkp_tui.train import distributed
 from dkp_tui.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from dkp_tui.train.kd import FrozenTeacher, kd_cosine_loss
 from dkp_tui.train.metrics import MetricsWriter

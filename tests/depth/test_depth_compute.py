@@ -8,11 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from click.testing import Result
 from depth_helpers import FRAME, MODEL_INPUT
 from typer.testing import CliRunner
 
@@ -24,7 +24,7 @@ from dkp_tui.depth.midas import DepthEstimator
 runner = CliRunner()
 
 
-def depth(*args: str) -> Result:
+def depth(*args: str) -> Any:  # click's Result (click is typer's, not a dependency of ours)
     return runner.invoke(app, ["depth", *args])
 
 

@@ -98,10 +98,15 @@ def test_resolve_model_finds_cached_hub_models_and_local_dirs(tmp_path: Path,
 
 @pytest.mark.parametrize("resample, keep, multiple", [(3, False, 1), (2, True, 32), (0, False, 1)])
 def test_batched_transform_reproduces_the_processor(resample: int, keep: bool, multiple: int) -> None:
-    from transformers import DPTImageProcessor
+    import transformers
     from transformers.models.dpt.image_processing_dpt import get_resize_output_image_size
 
     from dkp_tui.depth.midas import InputTransform
+
+    # the torch processor dkp reproduces: DPTImageProcessor in transformers 5, DPTImageProcessorFast in 4.x (where
+    # DPTImageProcessor is the PIL one; 5 keeps the Fast name only as a deprecated alias)
+    major = int(transformers.__version__.split(".")[0])
+    DPTImageProcessor = transformers.DPTImageProcessor if major >= 5 else transformers.DPTImageProcessorFast
 
     processor = DPTImageProcessor(size={"height": 96, "width": 96}, resample=resample, keep_aspect_ratio=keep,
                                   ensure_multiple_of=multiple)
@@ -109,6 +114,8 @@ def test_batched_transform_reproduces_the_processor(resample: int, keep: bool, m
     assert not transform.problems
     images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 3, 40, 56), dtype=np.uint8))
     expected = get_resize_output_image_size(images, (96, 96), keep, multiple)
-    assert transform.output_size(40, 56) == (expected.height, expected.width)
+    if hasattr(expected, "height"):  # transformers 5 returns a SizeDict, 4.x a (height, width) tuple
+        expected = (expected.height, expected.width)
+    assert transform.output_size(40, 56) == tuple(expected)
     reference = processor(images=images, return_tensors="pt")["pixel_values"]
     assert torch.equal(transform.apply(images), reference)
