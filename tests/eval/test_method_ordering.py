@@ -61,8 +61,10 @@ MAX_RATIO = 0.9
 # The second family, `stage` (issue 25: the claim must not rest on the generator the recipe was tuned on), on the
 # same reduced version, seed 0, one thread (docs/results.md, "Families"): mean pose 22.26, image-only 13.84
 # (0.62 of it), teacher 3.73, distilled 9.86 (0.71 of image-only): the same bounds hold with room to spare.
+# Seeds 1 / 2: image-only 0.66 / 0.49 of the mean pose, distilled 0.65 / 0.84 of image-only, teacher best.
 # `room` is not here: its image-only student does not learn at this budget (0.96 of the mean pose, see there).
-FAMILIES = ("figures", "stage")
+# The `stage` case lives in test_method_ordering_stage.py, so that pytest-xdist (--dist loadfile) runs the two
+# families on different workers.
 
 
 def reduced_comparison(out: Path, n_runs: int = 1, iterations: int = 250, family: str = "figures") -> dict:
@@ -104,13 +106,17 @@ def reduced_comparison(out: Path, n_runs: int = 1, iterations: int = 250, family
     return {"rows": {row["variant"]: row for row in summary["rows"]}, "mean_pose": summary["mean_pose"]["value"]}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("family", FAMILIES)
-def test_image_only_student_learns_and_the_distilled_student_beats_it(tmp_path: Path, family: str):
-    result = reduced_comparison(tmp_path, family=family)
+def assert_ordering(out: Path, family: str) -> None:
+    """The reduced comparison on ``family``'s cluttered set, and the two claims above."""
+    result = reduced_comparison(out, family=family)
     rows, mean_pose = result["rows"], result["mean_pose"]
     only, distilled, teacher = rows["student-only"]["mean"], rows["distilled"]["mean"], rows["teacher"]["mean"]
     assert only < MAX_ONLY_VS_MEAN_POSE * mean_pose, (
         f"the image-only student ({only:.2f}) learned no keypoints: the mean pose scores {mean_pose:.2f}")
     assert teacher < distilled, f"the depth teacher ({teacher:.2f}) should be the best of the three"
     assert distilled < MAX_RATIO * only, f"distilled {distilled:.2f} vs image-only {only:.2f}"
+
+
+@pytest.mark.slow
+def test_image_only_student_learns_and_the_distilled_student_beats_it(tmp_path: Path):
+    assert_ordering(tmp_path, "figures")
