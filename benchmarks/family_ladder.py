@@ -37,7 +37,7 @@ RUNGS: dict[str, dict[str, dict]] = {
 }
 
 
-def depth_as_grey(src: Path, dst: Path, size: int, family: str) -> None:
+def depth_as_grey(dst: Path, size: int, family: str) -> None:
     """A copy of the full clean set whose RGB images are its depth maps (the same pixels in all channels)."""
     prepare(dst, size=size, background="clean", family=family, progress=False)
     manifest = layout.read_manifest(dst)
@@ -61,7 +61,7 @@ def main() -> None:
     for rung in args.rungs.split(","):
         dst = out / f"{args.family}-{rung}"
         if rung == "depth-grey":
-            depth_as_grey(out / f"{args.family}-full", dst, args.size, args.family)
+            depth_as_grey(dst, args.size, args.family)
         else:
             prepare(dst, size=args.size, background="clean", family=args.family, variant=RUNGS[args.family][rung],
                     progress=False)

@@ -99,8 +99,8 @@ def render(rng: np.random.Generator, size: int, background: str, params: RoomPar
                               scene.TEXTURES[scene.pick(wall_rng, p.floor_texture_probs)],
                               wall_rng.uniform(*p.floor_period_frac) * size, scene.floor_coords(size, h_row))
     nearest_figure_m = base.DEFAULT.person_height_m / p.height_range[0]  # the farthest a figure can stand
-    rgb, inv_bg, _ = scene.wall_and_floor(wall_rng, size, wall, floor, p.wall_depth_m, p.wall_tilt,
-                                          h_row / size, p.floor_near_margin / nearest_figure_m)
+    rgb, inv_bg = scene.wall_and_floor(wall_rng, size, wall, floor, p.wall_depth_m, p.wall_tilt, h_row,
+                                       p.floor_near_margin / nearest_figure_m)
     gy, gx = (float(v) for v in wall_rng.uniform(-p.wall_shading, p.wall_shading, 2))
     rgb *= scene.shade_field(size, gy, gx)[..., None]
     np.clip(rgb, 0.0, 1.0, out=rgb)

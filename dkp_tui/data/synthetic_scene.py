@@ -100,30 +100,28 @@ def floor_coords(size: int, h_row: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def wall_and_floor(rng: np.random.Generator, size: int, wall_rgb: np.ndarray, floor_rgb: np.ndarray | None,
-                   wall_depth_m: tuple[float, float], wall_tilt: float, horizon: float,
-                   floor_near_inv: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Compose a wall and (optionally) a floor below ``horizon`` (fraction of the frame) with exact inverse depth.
+                   wall_depth_m: tuple[float, float], wall_tilt: float, h_row: int,
+                   floor_near_inv: float) -> tuple[np.ndarray, np.ndarray]:
+    """Compose a wall and (optionally) a floor from image row ``h_row`` (the horizon) down, with exact inverse depth.
 
     The wall is a plane (inverse depth affine in the image). The floor is a second plane: its inverse depth grows
     linearly from the wall's at the horizon row to ``floor_near_inv`` at the bottom row, which is what a ground
     plane under perspective gives. ``floor_near_inv`` is kept below the nearest figure's, so the figure is always
-    nearer than what lies behind it. Returns (rgb, inverse depth, horizon row).
+    nearer than what lies behind it. Returns (rgb, inverse depth).
     """
     u = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
     ty, tx = (float(v) for v in rng.uniform(-wall_tilt, wall_tilt, 2))
     inv0 = 1.0 / rng.uniform(*wall_depth_m)
     inv = ((inv0 * (1.0 + ty * u))[:, None] + (inv0 * tx * u)[None, :]).astype(np.float32)
     rgb = wall_rgb.copy()
-    h_row = size
     if floor_rgb is not None:
-        h_row = int(round(horizon * size))
         v = np.arange(size, dtype=np.float32)
         t = np.clip((v - h_row) / max(size - 1 - h_row, 1), 0.0, None)[:, None]
         floor_inv = inv[h_row - 1 if h_row > 0 else 0][None, :] + t * np.float32(floor_near_inv - inv0)
         below = (v >= h_row)[:, None]
         inv = np.where(below, np.maximum(floor_inv, inv), inv).astype(np.float32)
         rgb = np.where(below[..., None], floor_rgb, rgb).astype(np.float32)
-    return rgb, inv, h_row
+    return rgb, inv
 
 
 def shade_field(size: int, gy: float, gx: float) -> np.ndarray:

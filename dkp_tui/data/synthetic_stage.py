@@ -91,7 +91,7 @@ def render(rng: np.random.Generator, size: int, background: str, params: StagePa
     grain = scene.value_noise(wall_rng, size, p.backdrop_cells, p.backdrop_weights)
     amp = np.float32(wall_rng.uniform(*p.backdrop_grain))
     rgb = (colour[None, None, :] * (np.float32(1.0) - amp + np.float32(2.0) * amp * grain)[..., None]).astype(np.float32)
-    rgb, inv_bg, _ = scene.wall_and_floor(wall_rng, size, rgb, None, p.wall_depth_m, p.wall_tilt, 1.0, 0.0)
+    rgb, inv_bg = scene.wall_and_floor(wall_rng, size, rgb, None, p.wall_depth_m, p.wall_tilt, size, 0.0)
     canvas = Canvas(np.clip(rgb, 0.0, 1.0), scene.value_noise(wall_rng, size, (8, 2), (0.6, 0.4)),
                     float(wall_rng.uniform(*p.ambient)), (-0.3, -0.5, 0.8))
 
