@@ -3,7 +3,9 @@
 Still images are decoded with PIL because PIL *notices* a truncated file (OpenCV silently fills the missing rows
 with grey and returns success); video is decoded with OpenCV. Every resize uses PIL's bilinear filter, the one
 the evaluation protocols use (Taichi: 256 -> 128 with ``Image.BILINEAR``), so a stored eval frame is the frame
-the reference code feeds its detector.
+the reference code feeds its detector. `dkp infer` squares its frames with ``crop_box`` and ``to_storage`` too, so a
+model sees at inference the pixels it was trained and scored on (this module imports no torch: ``infer --onnx``
+uses it).
 """
 
 from __future__ import annotations
@@ -120,12 +122,22 @@ def composite(image: np.ndarray, mask01: np.ndarray, fill: int = MASK_FILL) -> n
     return np.clip(np.rint(image * m + fill * (1.0 - m)), 0, 255).astype(np.uint8)
 
 
+def crop_box(height: int, width: int, crop: str = "center") -> tuple[int, int, int, int]:
+    """(top, left, h, w) of the part of a frame that is stored: the largest centred square (a person is usually in
+    the middle of a frame; odd margins leave the extra pixel at the bottom/right) or the whole frame. One place for
+    it, because the pixels (here), the labels (``labels.crop_region``) and `dkp infer`'s mapping back must agree."""
+    if crop == "center":
+        s = min(height, width)
+        return (height - s) // 2, (width - s) // 2, s, s
+    if crop == "none":
+        return 0, 0, height, width
+    raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
+
+
 def center_crop(image: np.ndarray) -> np.ndarray:
-    """The largest centred square (a person is usually in the middle of a frame)."""
-    h, w = image.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return image[top:top + s, left:left + s]
+    """The largest centred square (``crop_box``)."""
+    top, left, h, w = crop_box(*image.shape[:2], "center")
+    return image[top:top + h, left:left + w]
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
@@ -148,12 +160,10 @@ def resize_mask(mask01: np.ndarray, size: int) -> np.ndarray:
 
 def to_storage(image: np.ndarray, size: int, crop: str = "center") -> np.ndarray:
     """A decoded frame as stored: ``center`` crops the centred square first, ``none`` resizes the whole frame
-    (the aspect ratio changes; nothing is cut off and no padding is invented)."""
-    if crop == "center":
-        image = center_crop(image)
-    elif crop != "none":
-        raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
-    return resize_square(image, size)
+    (the aspect ratio changes; nothing is cut off and no padding is invented). `dkp infer` calls this too, so the
+    detector gets the stored pixels of the same frame."""
+    top, left, h, w = crop_box(*image.shape[:2], crop)
+    return resize_square(image[top:top + h, left:left + w], size)
 
 
 # -- video ---------------------------------------------------------------------------------------------------

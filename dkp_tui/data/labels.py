@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from dkp_tui.data.images import crop_box
 from dkp_tui.errors import DkpError
 
 FORMATS = ("auto", "coco", "dlc", "csv")
@@ -298,12 +299,9 @@ def match_names(labels: LabelSet, files: dict[str, int | None]) -> dict[str, tup
 
 
 def crop_region(width: int, height: int, crop: str) -> tuple[float, float, float, float]:
-    """(top, left, h, w) of the part of a frame that is stored: the centred square (``images.center_crop``'s
-    integer offsets) or the whole frame."""
-    if crop == "center":
-        s = min(width, height)
-        return float((height - s) // 2), float((width - s) // 2), float(s), float(s)
-    return 0.0, 0.0, float(height), float(width)
+    """(top, left, h, w) of the part of a frame that is stored (``images.crop_box``, which crops the pixels)."""
+    top, left, h, w = crop_box(height, width, crop)
+    return float(top), float(left), float(h), float(w)
 
 
 def to_stored(xy: np.ndarray, region: np.ndarray | tuple[float, ...], size: int) -> np.ndarray:

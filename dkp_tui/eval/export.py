@@ -44,8 +44,9 @@ MIN_OPSET = 18
 KEYPOINT_TOLERANCE_PX = 1e-3
 HEATMAP_TOLERANCE = 1e-4  # absolute, on probabilities that sum to 1 per keypoint
 PREPROCESSING = (
-    "RGB uint8 frame -> square S x S (dkp infer --crop center: the largest centred square; --crop none: the whole "
-    "frame squashed), resized with cv2.INTER_AREA when shrinking and cv2.INTER_LINEAR otherwise; then "
+    "RGB uint8 frame -> square S x S (dkp infer --crop center: the largest centred square, top = (H - s) // 2, "
+    "left = (W - s) // 2; --crop none: the whole frame squashed), resized with PIL's Image.BILINEAR "
+    "(antialiased when shrinking; dkp_tui.data.images.to_storage, as dkp prepare stores frames); then "
     "x = pixel / 127.5 - 1 as float32, NCHW, channels in RGB order"
 )
 COORDINATES = (

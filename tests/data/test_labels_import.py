@@ -1,11 +1,12 @@
 """Your own footage, labelled: a synthetic set exported as PNGs of non-square frames with COCO, DeepLabCut and
 plain-CSV labels comes back through `dkp prepare folder --labels` with the synthetic labels to 1e-4 px; `dkp eval`
 scores a run the same on it as on the synthetic frames with the same fit/test split; `dkp joints fit` + `dkp
-infer --joints` predict the test frames' joints with the error `dkp eval` reports; the shots curve and the ONNX
-export carry the same map."""
+infer --joints` predict the test frames' joints with the error `dkp eval` reports (also on frames shrunk to be stored:
+infer feeds the detector the stored pixels); the shots curve and the ONNX export carry the same map."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -41,6 +42,33 @@ def imported(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         sets[fmt] = root / f"ds-{fmt}"
         _ok(["prepare", "folder", ex.folder, "--labels", path, "--out", sets[fmt], "--size", 64, "-q"])
     return {"root": root, "ex": ex, "sets": sets}
+
+
+@pytest.fixture(scope="module")
+def imported_resized(imported: dict[str, object]) -> dict[str, object]:
+    """The same frames at 1.5x (120 x 96 and 96 x 114 PNGs, labels by the half-pixel-centre mapping), stored at 64
+    px: every stored frame is cropped *and* shrunk, as video frames usually are."""
+    ex, root = imported["ex"], imported["root"]
+    folder = root / "frames-x1.5"
+    folder.mkdir()
+    for name in ex.names:
+        with Image.open(ex.folder / name) as image:
+            image.resize((image.width * 3 // 2, image.height * 3 // 2), Image.BILINEAR).save(folder / name)
+    big = dataclasses.replace(ex, folder=folder, xy=(ex.xy + 0.5) * 1.5 - 0.5)
+    ds = root / "ds-x1.5"
+    _ok(["prepare", "folder", folder, "--labels", write_plain(big, root / "x1.5.csv"), "--out", ds, "--size", 64,
+         "-q"])
+    return {"ex": big, "ds": ds}
+
+
+@pytest.fixture(params=["as-stored", "shrunk"])
+def labelled(request: pytest.FixtureRequest) -> tuple[object, Path]:
+    """(exported frames, their imported set): frames only cropped to be stored, and frames cropped and shrunk."""
+    if request.param == "as-stored":
+        imported = request.getfixturevalue("imported")
+        return imported["ex"], imported["sets"]["coco"]
+    resized = request.getfixturevalue("imported_resized")
+    return resized["ex"], resized["ds"]
 
 
 def _expected(ex, names: list[str], synthetic: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -155,9 +183,13 @@ def test_eval_scores_a_run_the_same_on_the_imported_and_the_synthetic_frames(imp
     assert a["extras"]["missing_test_joints"] + a["extras"]["missing_fit_joints"] == 2
 
 
-def test_joints_fit_then_infer_predicts_the_test_joints_with_the_eval_error(imported, tiny_dataset: Path,
+def test_joints_fit_then_infer_predicts_the_test_joints_with_the_eval_error(labelled, tiny_dataset: Path,
                                                                              tmp_path: Path) -> None:
-    ex, ds = imported["ex"], imported["sets"]["coco"]
+    """Also on frames that must be shrunk to be stored: `dkp infer` crops and resizes an original file exactly as
+    `dkp prepare` stored it (an OpenCV area resize of its own differed by a few grey levels and moved the error)."""
+    from dkp_tui.eval.infer import read_csv, read_image, square_input
+
+    ex, ds = labelled
     weights = random_weights(tmp_path / "model.safetensors", tiny_dataset)
     record = json.loads(_ok(["eval", weights, "--data", ds, "--json", "-q"]))
     out = tmp_path / "joints.safetensors"
@@ -166,6 +198,8 @@ def test_joints_fit_then_infer_predicts_the_test_joints_with_the_eval_error(impo
     assert summary["test"]["px"] == pytest.approx(record["extras"]["px_error"])
     test = open_split(ds, "test")
     files = [ex.folder / n for n in test.names]
+    for k, path in enumerate(files):  # the detector's input is the stored frame, pixel for pixel
+        np.testing.assert_array_equal(square_input(read_image(path), 64)[0], test.images[k])
     result = json.loads(_ok(["infer", weights, *files, "--joints", out, "--overlay", tmp_path / "ov", "-q"]))
     assert result["joint_names"] == ex.joint_names and len(result["overlays"]) == len(files)
     pred = np.array([[[j["x"], j["y"]] for j in f["joints"]] for f in result["frames"]])
@@ -173,8 +207,6 @@ def test_joints_fit_then_infer_predicts_the_test_joints_with_the_eval_error(impo
     err = np.hypot(*(pred - truth).transpose(2, 0, 1))[np.asarray(test.visible)]
     assert err.mean() == pytest.approx(record["extras"]["px_error"], abs=2e-3)  # infer rounds to 1e-3 px
     csv_text = _ok(["infer", weights, files[0], "--joints", out, "--format", "csv", "-q"])
-    from dkp_tui.eval.infer import read_csv
-
     frame = read_csv(csv_text)[0]
     assert [j["name"] for j in frame["joints"]] == ex.joint_names and len(frame["keypoints"]) == 8
 
