@@ -10,11 +10,20 @@ Lives below train/ and depth/ (it needs only torch), so both stages can use it.
 from __future__ import annotations
 
 import os
+import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+# The tensors of the last few collectives, kept alive from Python until the group is destroyed. Why: gloo's worker
+# thread may still hold a finished collective when the group is torn down; if Python has already dropped that tensor,
+# freeing it needs the GIL, which the main thread holds while it joins that worker in ~ProcessGroupGloo: a deadlock
+# seen under load with torch 2.3 (py-spy: main thread in std::thread::join, the worker in PyObjectSlot decref).
+_RECENT: deque[torch.Tensor] = deque(maxlen=16)
+GLOO_GRACE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ def _reduce(t: torch.Tensor, info: DistInfo, op: dist.ReduceOp.RedOpType) -> tor
         t = t.to(torch.device("cuda", torch.cuda.current_device()))
     else:
         t = t.to("cpu")
+    _RECENT.append(t)
     dist.all_reduce(t, op=op)
     return t.cpu()
 
@@ -99,10 +109,14 @@ def gather_states(state: torch.Tensor, info: DistInfo) -> list[torch.Tensor]:
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     local = state.to(device)
     parts = [torch.empty_like(local) for _ in range(info.world_size)]
+    _RECENT.extend([local, *parts])
     dist.all_gather(parts, local)
     return [p.cpu() for p in parts]
 
 
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
+        if dist.get_backend() == "gloo":
+            time.sleep(GLOO_GRACE_S)  # the GIL released: gloo's worker finishes freeing the last work first
         dist.destroy_process_group()
+    _RECENT.clear()  # only now: the group's worker threads have let go of them
