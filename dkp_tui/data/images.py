@@ -134,9 +134,9 @@ def crop_box(height: int, width: int, crop: str = "center") -> tuple[int, int, i
     raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
 
 
-def center_crop(image: np.ndarray) -> np.ndarray:
-    """The largest centred square (``crop_box``)."""
-    top, left, h, w = crop_box(*image.shape[:2], "center")
+def cropped(image: np.ndarray, crop: str = "center") -> np.ndarray:
+    """The stored part of a frame or mask (``crop_box``), before the resize."""
+    top, left, h, w = crop_box(*image.shape[:2], crop)
     return image[top:top + h, left:left + w]
 
 
@@ -162,8 +162,7 @@ def to_storage(image: np.ndarray, size: int, crop: str = "center") -> np.ndarray
     """A decoded frame as stored: ``center`` crops the centred square first, ``none`` resizes the whole frame
     (the aspect ratio changes; nothing is cut off and no padding is invented). `dkp infer` calls this too, so the
     detector gets the stored pixels of the same frame."""
-    top, left, h, w = crop_box(*image.shape[:2], crop)
-    return resize_square(image[top:top + h, left:left + w], size)
+    return resize_square(cropped(image, crop), size)
 
 
 # -- video ---------------------------------------------------------------------------------------------------

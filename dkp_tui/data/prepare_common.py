@@ -365,7 +365,7 @@ def _store_image(sp: SplitPlan, t: _Target, i: int, rgb: np.ndarray, size: int) 
         mask = im.load_mask(f.mask)
         rgb = im.composite(rgb, mask)
         assert t.masks is not None
-        t.masks[i] = im.resize_mask(im.center_crop(mask) if sp.crop == "center" else mask, size)
+        t.masks[i] = im.resize_mask(im.cropped(mask, sp.crop), size)
     t.images[i] = im.to_storage(rgb, size, sp.crop)
     t.ok[i] = True
 

@@ -31,7 +31,6 @@ from dkp_tui.errors import DkpError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-CROPS = CROP_MODES
 CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y")
 JOINT_FIELD = "joint"  # with --joints: a ninth column; keypoint rows leave it empty, joint rows leave keypoint empty
 log = logging.getLogger("dkp.eval")
@@ -152,8 +151,8 @@ def square_input(image: np.ndarray, size: int, crop: str = "center") -> tuple[np
     `dkp prepare`'s own (``images.crop_box``, ``images.to_storage``): a model is scored by `dkp eval` on stored
     frames, so inference must feed it the same pixels for the same frame (a resize of its own, OpenCV's area filter,
     differed by ~5 grey levels on shrunk video frames and moved the mean joint error by 0.19 px)."""
-    if crop not in CROPS:
-        raise DkpError(f"--crop must be one of {', '.join(CROPS)}")
+    if crop not in CROP_MODES:
+        raise DkpError(f"--crop must be one of {', '.join(CROP_MODES)}")
     top, left, h, w = crop_box(*image.shape[:2], crop)
     return to_storage(image, size, crop), SquareView(float(top), float(left), float(h), float(w), size)
 
@@ -284,8 +283,8 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
 
     if batch_size < 1 or stride < 1:
         raise DkpError("--batch-size and --stride must be >= 1")
-    if crop not in CROPS:
-        raise DkpError(f"--crop must be one of {', '.join(CROPS)}")
+    if crop not in CROP_MODES:
+        raise DkpError(f"--crop must be one of {', '.join(CROP_MODES)}")
     if overlay_dir is not None:
         check_output_dir(overlay_dir, "--overlay")
     sources = collect_sources(inputs)
