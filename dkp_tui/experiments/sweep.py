@@ -71,7 +71,7 @@ def plan_sweep(preset: str, gammas: Sequence[float], layers: Sequence[str], seed
                overrides: Sequence[str] = (), teacher_run: Path | None = None) -> SweepPlan:
     plan = SweepPlan([])
     if teacher_run is not None:
-        from dkp_tui.train.runs import read_run_info
+        from dkp_tui.formats.run_dir import read_run_info
 
         info = read_run_info(teacher_run)
         if info.role != "teacher" or info.status != "finished":

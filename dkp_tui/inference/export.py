@@ -118,7 +118,7 @@ def default_out(run: str | Path) -> Path:
 def joint_names(dataset: str) -> list[str]:
     """The data set's labelled joints, where it has them and is on this machine (context only: the keypoints are
     unsupervised; `dkp eval`'s regression is what maps them to these joints)."""
-    from dkp_tui.data.layout import read_manifest
+    from dkp_tui.formats.dataset_dir import read_manifest
 
     try:
         return list(read_manifest(dataset).joint_names)

@@ -264,13 +264,8 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
         onnx = OnnxDetector.open(run, device)
         return InferenceModel(onnx.detect, onnx.image_size, onnx.n_keypoints, onnx.edge_weights, onnx.role,
                               onnx.step, "onnxruntime")
-    from dkp_tui.inference.predict import (
-        detect,
-        load_detector,
-        load_edge_weights,
-        pick_device,
-        uint8_to_input,
-    )
+    from dkp_tui.devices import pick_device
+    from dkp_tui.inference.predict import detect, load_detector, load_edge_weights, uint8_to_input
 
     dev = pick_device(device)
     detector, cfg, meta = load_detector(run, dev)
