@@ -8,7 +8,7 @@ shared flips), and its ratio to a training step's images/s on the same machine (
 
 The loader is timed as the loop sees it (``iterate`` with its prefetch thread, the consumer doing nothing) and
 synchronously (``batch(step)`` alone, i.e. one core's work per batch). The training step is
-``dkp_tui.bench.measure_train_step`` (the loop's own step: student with a frozen teacher and the KD term) when the
+``dkp_tui.experiments.bench.measure_train_step`` (the loop's own step: student with a frozen teacher and the KD term) when the
 training loop is installed; otherwise only the loader figure is printed.
 """
 
@@ -54,8 +54,8 @@ def time_loader(root: Path, size: int, batch: int, n_batches: int, prefetch: int
 def time_train_step(root: Path, preset: str, device: str, batch: int | None, steps: int) -> dict[str, Any] | None:
     if importlib.util.find_spec("dkp_tui.train.loop") is None:
         return None
-    from dkp_tui.bench import bench_config, make_loader, measure_train_step, write_random_vgg16
     from dkp_tui.config import load_config
+    from dkp_tui.experiments.bench import bench_config, make_loader, measure_train_step, write_random_vgg16
 
     probe = load_config(preset)
     with tempfile.TemporaryDirectory(prefix="dkp-loader-vgg-") as tmp:

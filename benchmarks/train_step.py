@@ -105,8 +105,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     import torch
 
-    from dkp_tui import bench
     from dkp_tui.config import load_config
+    from dkp_tui.experiments import bench
 
     if variant == "dkp-lowmem-heap":
         from dkp_tui.train import setup

@@ -623,7 +623,7 @@ def joints_fit_out_not_safetensors(env: Env, cwd: Path):
 
 
 def _joints_file(cwd: Path, k: int, size: int) -> Path:
-    from dkp_tui.eval.joints import JointMap, save_map
+    from dkp_tui.formats.joint_map import JointMap, save_map
 
     path = cwd / "other.safetensors"
     save_map(path, JointMap(np.zeros((2 * k, 4)), np.zeros(4), ["a", "b"], [(0, 1)], size))

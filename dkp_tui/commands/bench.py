@@ -40,7 +40,7 @@ def _bench_command(
 
     It builds a small synthetic data set in a temporary directory and uses random VGG16 weights: no data needed.
     """
-    from dkp_tui.bench import render_tables, run_bench
+    from dkp_tui.experiments.bench import render_tables, run_bench
 
     roles = ("teacher",) if teacher_only else ("teacher", "student")
     if json_out:

@@ -190,10 +190,9 @@ def _eval_command(
         if quiet or not console.is_terminal:  # a bar in a log or a pipe only adds noise
             record = evaluate_run(req)
         else:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from dkp_tui.progress import new_progress
 
-            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True) as bar:
+            with new_progress(console=console, elapsed=False, transient=True) as bar:
                 task = bar.add_task("detecting", total=None)
                 record = evaluate_run(req, progress=lambda stage, done, total: bar.update(
                     task, description=f"detecting ({stage})", completed=done, total=total))

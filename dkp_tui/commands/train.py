@@ -84,7 +84,7 @@ def _train_command(
         apply_overrides(cfg, overrides)
         validate(cfg)
         role, run_dir = info.role, resume
-        teacher_path = Path(info.teacher_run) if info.teacher_run else None
+        teacher_path = None  # the loop continues with the run's own teacher
     else:
         cfg = load_config(preset or None, overrides)
         role = "teacher" if teacher == "depth" else "student"

@@ -59,6 +59,7 @@ from dkp_tui.formats.dataset_dir import (
 )
 from dkp_tui.formats.depth_cache import DEPTH_DIR
 from dkp_tui.locks import remove_dead_temps, writer_lock
+from dkp_tui.progress import progress_bar
 
 OWNED = frozenset({MANIFEST, REPORT, LABELS_DIR, *SPLITS})  # what a rebuild may delete (never depth/)
 _CHUNK = 32
@@ -168,20 +169,8 @@ class Reporter:
         if not self.enabled or total <= 0:
             yield lambda n=1: None
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, console=self.console, transient=False) as progress:
-            task_id = progress.add_task(description, total=total)
-            yield lambda n=1: progress.advance(task_id, n)
+        with progress_bar(description, total, console=self.console) as advance:
+            yield advance
 
 
 # -- fingerprint and the output directory ---------------------------------------------------------------------

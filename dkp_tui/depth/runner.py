@@ -10,30 +10,17 @@ runs, and one batch is kept in flight so that a GPU never waits for the host to 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from dkp_tui.errors import DkpError
 from dkp_tui.formats import depth_cache as cache
 from dkp_tui.formats.dataset_dir import Manifest, open_split
+from dkp_tui.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -106,28 +93,6 @@ def plan_jobs(dataset: str | Path, tag: str, plans: list[SplitPlan], shard_size:
     return jobs, skipped
 
 
-class RateColumn(ProgressColumn):
-    """images/s over the work done in this run (resumed shards do not inflate it)."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:7.1f} img/s" if speed else "    ... img/s", style="cyan")
-
-
-@contextmanager
-def progress_bar(label: str, total: int, quiet: bool) -> Iterator[Any]:
-    """Yields ``advance(n)``; a rich bar with images/s and ETA on stderr unless ``quiet``."""
-    if quiet or total == 0:
-        yield lambda n: None
-        return
-    console = Console(stderr=True)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
-
-
 def run_jobs(dataset: str | Path, tag: str, jobs: list[ShardJob], plans: list[SplitPlan], backend: Backend,
              batch_size: int, label: str, quiet: bool) -> dict[str, Any]:
     """Compute and write every job's shard; returns images computed, constant maps among them, and seconds."""
@@ -138,7 +103,7 @@ def run_jobs(dataset: str | Path, tag: str, jobs: list[ShardJob], plans: list[Sp
     totals = {"images": 0, "constant": 0, "seconds": 0.0}
     timer = Timer()
 
-    with progress_bar(label, sum(j.stop - j.start for j in jobs), quiet) as advance:
+    with progress_bar(label, sum(j.stop - j.start for j in jobs), enabled=not quiet, rate="img") as advance:
 
         def collect(item: tuple[ShardJob, PendingBatch]) -> None:
             job, pending = item

@@ -17,11 +17,12 @@ from dkp_tui.errors import DkpError
 from dkp_tui.eval import joints
 from dkp_tui.eval.evaluate import EvalRequest, evaluate_with_splits
 from dkp_tui.eval.protocols import visible_joints
+from dkp_tui.formats.joint_map import JointMap, save_map
 
 
-def rescale_map(m: joints.JointMap, ratio: float) -> joints.JointMap:
+def rescale_map(m: JointMap, ratio: float) -> JointMap:
     """The same map with its output in pixels of a frame ``ratio`` times the size (half-pixel centres)."""
-    return joints.JointMap(m.weight * ratio, (m.bias + 0.5) * ratio - 0.5, m.joint_names, m.skeleton)
+    return JointMap(m.weight * ratio, (m.bias + 0.5) * ratio - 0.5, m.joint_names, m.skeleton)
 
 
 def fit_run_joints(req: EvalRequest, out: str | Path, folds: int = joints.CV_FOLDS) -> dict[str, Any]:
@@ -56,7 +57,7 @@ def fit_run_joints(req: EvalRequest, out: str | Path, folds: int = joints.CV_FOL
                   "dataset": record["dataset"], "manifest_hash": record["manifest_hash"], "n_fit": len(gt),
                   "ridge": joints.RIDGE, "pck": pck, "cv": cv, "test": test_scores,
                   "mean_pose_test": (record.get("mean_pose") or {}).get("extras", {})}
-    joints.save_map(out, saved)
+    save_map(out, saved)
     return {"out": str(out), "joint_names": saved.joint_names, "skeleton": [list(e) for e in saved.skeleton],
             "n_keypoints": saved.n_keypoints, "image_size": model_size, "n_fit": len(gt), "cv": cv,
             "test": test_scores, "mean_pose": record.get("mean_pose"), "run": record["run"],

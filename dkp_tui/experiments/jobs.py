@@ -157,12 +157,9 @@ class JobProgress:
         self._stage_first = 0
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from dkp_tui.progress import new_progress
 
-        from dkp_tui.console import console
-
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[eta]}"), console=console)
+        self.progress = new_progress(fields=("{task.fields[eta]}",), eta=False)
         self.overall = self.progress.add_task("all runs (steps)", total=self._total, eta=_fmt_eta(None))
         self.stage = self.progress.add_task("", total=1, eta="")
         self.progress.start()

@@ -81,7 +81,7 @@ class ExportedDetector(nn.Module):
         xy = torch.stack([yx[..., 1], yx[..., 0]], dim=-1)
         if not self.has_joints:
             return (xy + 1.0) * self.scale, out.probs
-        u = (yx * 0.5 + 0.5).reshape(yx.shape[0], -1)  # the joints map's features (dkp_tui.eval.joints)
+        u = (yx * 0.5 + 0.5).reshape(yx.shape[0], -1)  # the joints map's features (dkp_tui.formats.joint_map)
         jyx = (u @ self.joint_weight + self.joint_bias).reshape(yx.shape[0], -1, 2)
         return (xy + 1.0) * self.scale, out.probs, torch.stack([jyx[..., 1], jyx[..., 0]], dim=-1)
 
@@ -236,7 +236,7 @@ def export_run(run: str | Path, out: str | Path | None = None, fmt: str = "onnx"
     detector, cfg, meta = load_detector(run, "cpu")
     joint_map = None
     if joints_file is not None:
-        from dkp_tui.eval.joints import check_compatible, load_map
+        from dkp_tui.formats.joint_map import check_compatible, load_map
 
         joint_map = load_map(joints_file)
         check_compatible(joint_map, cfg.model.n_keypoints, cfg.model.image_size, str(joints_file))

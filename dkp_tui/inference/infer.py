@@ -291,12 +291,12 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
     sources = collect_sources(inputs)
     joint_map = None
     if joints_file is not None:
-        from dkp_tui.eval.joints import load_map
+        from dkp_tui.formats.joint_map import load_map
 
         joint_map = load_map(joints_file)
     model = open_model(run, device)
     if joint_map is not None:
-        from dkp_tui.eval.joints import check_compatible
+        from dkp_tui.formats.joint_map import check_compatible
 
         check_compatible(joint_map, model.n_keypoints, model.image_size, str(joints_file))
     if model.role == "teacher":
@@ -319,12 +319,9 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
 
     bar = None
     if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from dkp_tui.progress import new_progress
 
-        from dkp_tui.console import console
-
-        bar = Progress(TextColumn("[bold]infer"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
-                       TimeRemainingColumn(), console=console)
+        bar = new_progress(elapsed=False)
         task = bar.add_task("infer", total=total or None)
         bar.start()
 

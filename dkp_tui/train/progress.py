@@ -1,18 +1,10 @@
-"""The rich progress bar of `dkp train`: step/total, loss, images/s, ETA (on stderr; off with --quiet)."""
+"""The progress bar of `dkp train`: step/total, loss, images/s, ETA (on stderr; off with --quiet)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from dkp_tui.progress import new_progress
 
 
 class TrainProgress:
@@ -20,12 +12,7 @@ class TrainProgress:
         self.enabled = enabled
         if not enabled:
             return
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[ips]} img/s"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
-        )
+        self.progress = new_progress(fields=("loss {task.fields[loss]}", "{task.fields[ips]} img/s"))
         self.task = self.progress.add_task(label, total=total, completed=start, loss="-", ips="-")
         self.progress.start()
 

@@ -47,48 +47,7 @@ class WatchApp(App[None]):
     """
 
     # status line; left column (runs, metrics, system), right column (curves over overlays); footer.
-    # Inline rather than a .tcss file so that an installed wheel needs no package data.
-    CSS = """
-    #status {
-        height: 1;
-        padding: 0 1;
-        background: $panel;
-    }
-    #body { height: 1fr; }
-    #left { width: 38; height: 1fr; }
-    #right { width: 1fr; height: 1fr; }
-    Screen.-wide #left { width: 46; }
-    #runs-box {
-        height: 1fr;
-        min-height: 4;
-        border: round $primary 60%;
-        padding: 0 0;
-    }
-    #runs-header { height: 1; padding: 0 1; }
-    #runs { padding: 0 1; }
-    #metrics {
-        height: auto;
-        border: round $primary 60%;
-        padding: 0 1;
-    }
-    #system {
-        height: auto;
-        border: round $primary 60%;
-        padding: 0 1;
-    }
-    #chart {
-        height: 1fr;
-        min-height: 5;
-        border: round $primary 60%;
-        border-subtitle-align: right;
-        padding: 0 1 0 0;
-    }
-    #overlays {
-        height: 1fr;
-        border: round $primary 60%;
-        padding: 0 1;
-    }
-    """
+    CSS_PATH = "app.tcss"  # beside this module, shipped as package data (pyproject)
     TITLE = "dkp watch"
     ENABLE_COMMAND_PALETTE = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]

@@ -275,7 +275,7 @@ def test_export_bakes_the_joints_into_the_onnx_model(imported, tiny_dataset: Pat
     assert summary["max_diff_joints_px"] <= 1e-3
     import onnxruntime as ort
 
-    from dkp_tui.eval.joints import load_map
+    from dkp_tui.formats.joint_map import load_map
     from dkp_tui.inference.onnx_detector import pixels_to_unit, uint8_to_array
 
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])

@@ -12,6 +12,7 @@ from dkp_tui.errors import DkpError
 from dkp_tui.eval import joints
 from dkp_tui.eval.joints_fit import rescale_map
 from dkp_tui.eval.protocols import EvalSplit, folder, mean_pose
+from dkp_tui.formats import joint_map
 
 
 def _affine(n: int, k: int = 4, j: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,13 +91,13 @@ def test_the_joints_file_round_trips_and_rescales(tmp_path: Path) -> None:
     kp, gt, vis = _affine(30)
     m = joints.fit_map(kp, gt, vis, joint_names=["a", "b", "c"])
     m.skeleton, m.image_size, m.meta = [(0, 1), (1, 2)], 64, {"n_fit": 30, "cv": {"px": 1.5}}
-    joints.save_map(tmp_path / "j.safetensors", m)
-    back = joints.load_map(tmp_path / "j.safetensors")
+    joint_map.save_map(tmp_path / "j.safetensors", m)
+    back = joint_map.load_map(tmp_path / "j.safetensors")
     assert back.joint_names == ["a", "b", "c"] and back.skeleton == [(0, 1), (1, 2)] and back.image_size == 64
     assert back.n_keypoints == 4 and back.meta["n_fit"] == "30"
     np.testing.assert_array_equal(back.predict(kp), m.predict(kp))
-    joints.check_compatible(back, 4, 64, "j")
+    joint_map.check_compatible(back, 4, 64, "j")
     with pytest.raises(DkpError, match="made for K=4 keypoints at 64 px"):
-        joints.check_compatible(back, 5, 64, "j")
+        joint_map.check_compatible(back, 5, 64, "j")
     big = rescale_map(m, 2.0)  # the same points in a frame twice the size (half-pixel centres)
     np.testing.assert_allclose(big.predict(kp), (m.predict(kp) + 0.5) * 2 - 0.5)

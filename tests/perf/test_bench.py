@@ -15,8 +15,8 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dkp_tui import bench
 from dkp_tui.cli import app
+from dkp_tui.experiments import bench
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["model.width=0.125", "model.n_keypoints=8", "train.batch_size=4"]
