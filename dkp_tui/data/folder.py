@@ -37,7 +37,7 @@ def find_media(path: Path) -> list[Path]:
     if path.is_file():
         if not (im.is_image(path) or im.is_video(path)):
             raise DkpError(f"{path}: not an image or video file (extensions: "
-                           f"{', '.join(sorted(im.IMAGE_EXTS | im.VIDEO_EXTS))})")
+                           f"{', '.join(sorted({*im.IMAGE_EXTS, *im.VIDEO_EXTS}))})")
         return [path]
     files = [p for p in path.rglob("*")
              if p.is_file() and (im.is_image(p) or im.is_video(p))
@@ -87,7 +87,7 @@ def _media(path: Path, fps: float | None, crop: str, test_fraction: float) -> tu
     files = find_media(path)
     if not files:
         raise DkpError(f"{path}: no images or videos found (extensions: "
-                       f"{', '.join(sorted(im.IMAGE_EXTS | im.VIDEO_EXTS))})")
+                       f"{', '.join(sorted({*im.IMAGE_EXTS, *im.VIDEO_EXTS}))})")
     return files, (path if path.is_dir() else path.parent)
 
 

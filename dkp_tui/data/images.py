@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # in the order messages list them
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 CROP_MODES = ("center", "none")
 MASK_FILL = 128  # background grey where a mask removes the figure's surroundings (the reference's 0 after
 # normalising to [-1, 1] is 127.5)

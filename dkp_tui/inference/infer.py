@@ -26,11 +26,9 @@ import cv2
 import numpy as np
 
 from dkp_tui.atomic import check_output_dir
-from dkp_tui.data.images import CROP_MODES, crop_box, to_storage
+from dkp_tui.data.images import CROP_MODES, IMAGE_EXTS, VIDEO_EXTS, crop_box, to_storage
 from dkp_tui.errors import DkpError
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y")
 JOINT_FIELD = "joint"  # with --joints: a ninth column; keypoint rows leave it empty, joint rows leave keypoint empty
 log = logging.getLogger("dkp.eval")
