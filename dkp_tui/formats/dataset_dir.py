@@ -32,6 +32,7 @@ import numpy as np
 
 from dkp_tui.atomic import write_json, write_with
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.json_file import read_json
 from dkp_tui.version import __version__
 
 LAYOUT_VERSION = 1
@@ -111,13 +112,7 @@ def read_manifest(root: str | Path) -> Manifest:
     path = Path(root) / MANIFEST
     if not path.is_file():
         raise DkpError(f"{root}: not a dkp data set (no {MANIFEST}); create one with `dkp prepare`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise DkpError(f"{path}: unreadable ({err.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DkpError(f"{path}: corrupt manifest ({err})") from None
-    return Manifest.from_dict(data, str(path))
+    return Manifest.from_dict(read_json(path, "corrupt manifest"), str(path))
 
 
 def write_manifest(root: str | Path, manifest: Manifest) -> None:

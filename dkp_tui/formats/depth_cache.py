@@ -27,6 +27,7 @@ import numpy as np
 
 from dkp_tui.atomic import atomic_path, write_json
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.json_file import read_json
 from dkp_tui.integrity import array_digest, damaged
 from dkp_tui.version import __version__
 
@@ -63,14 +64,9 @@ def resolve_tag(dataset: str | Path, tag: str = "") -> str:
 
 def read_depth_manifest(dataset: str | Path, tag: str) -> dict[str, Any]:
     path = depth_root(dataset) / tag / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DkpError(f"{path}: missing; the depth cache is incomplete") from None
-    except OSError as err:
-        raise DkpError(f"{path}: unreadable ({err.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DkpError(f"{path}: corrupt ({err})") from None
+    if not path.exists():
+        raise DkpError(f"{path}: missing; the depth cache is incomplete")
+    manifest = read_json(path)
     if int(manifest.get("format_version", 0)) > DEPTH_FORMAT:
         raise DkpError(f"{path}: depth cache format {manifest.get('format_version')} is newer than this dkp "
                        f"{__version__} reads ({DEPTH_FORMAT}): upgrade dkp")

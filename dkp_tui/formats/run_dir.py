@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from dkp_tui.atomic import write_json, write_text
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.json_file import read_json
 from dkp_tui.integrity import load_safetensors, save_safetensors
 from dkp_tui.version import __version__
 
@@ -104,12 +105,7 @@ def read_run_info(run: str | Path) -> RunInfo:
     path = Path(run) / RUN_JSON
     if not path.is_file():
         raise DkpError(f"{run}: not a dkp run directory (no {RUN_JSON})")
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise DkpError(f"{path}: unreadable ({err.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DkpError(f"{path}: corrupt ({err})") from None
+    d = read_json(path)
     if not isinstance(d, dict):
         raise DkpError(f"{path}: corrupt (not a JSON object)")
     _check_version(d, str(path))
