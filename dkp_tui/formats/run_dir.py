@@ -10,6 +10,8 @@
 <run>/samples/step_NNNNNNN.png      keypoint overlays on a fixed set of images (step_NNNNNNN_teacher.png: the
                                     teacher's, in a distillation run)
 <run>/eval.json           evaluation results appended by `dkp eval`
+<run>/model.onnx          the detector exported by `dkp export` (optional)
+<run>/tensorboard/        TensorBoard event files (optional, train.tensorboard)
 <run>/.dkp.lock           held by the one process training the run (dkp_tui.locks)
 ```
 
@@ -47,9 +49,11 @@ CKPT_DIR = "checkpoint"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples"
 EVAL_JSON = "eval.json"
+ONNX = "model.onnx"  # `dkp export`'s default output
+TENSORBOARD = "tensorboard"  # event files, with train.tensorboard
 ROLES = ("teacher", "student")
 RUN_FILES = frozenset({RUN_JSON, CONFIG_TOML, WEIGHTS, CKPT_DIR, METRICS, SAMPLES, EVAL_JSON})  # what a run writes
-READER_FILES = frozenset({EVAL_JSON, "model.onnx"})  # written into a run by readers (eval, export), even mid-training
+READER_FILES = frozenset({EVAL_JSON, ONNX})  # written into a run by readers (eval, export), even mid-training
 _SAMPLE_RE = re.compile(r"^step_(\d+)(_teacher)?\.png$")
 
 

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
 from dkp_tui.extras import require
+from dkp_tui.formats.run_dir import ONNX
 from dkp_tui.inference.onnx_detector import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
@@ -112,7 +113,7 @@ class ExportResult:
 def default_out(run: str | Path) -> Path:
     """Next to the weights: ``RUN/model.onnx`` for a run directory, ``X.onnx`` for ``X.safetensors``."""
     run = Path(run)
-    return run / "model.onnx" if run.is_dir() else run.with_suffix(".onnx")
+    return run / ONNX if run.is_dir() else run.with_suffix(".onnx")
 
 
 def joint_names(dataset: str) -> list[str]:

@@ -31,6 +31,7 @@ from dkp_tui.formats.run_dir import (
     ROLES,
     RUN_FILES,
     SAMPLES,
+    TENSORBOARD,
     WEIGHTS,
     RunInfo,
     is_finished,
@@ -56,7 +57,7 @@ from dkp_tui.train.setup import (
     pick_precision,
     seed_everything,
 )
-from dkp_tui.train.tensorboard import TB_DIR, TensorBoardLog
+from dkp_tui.train.tensorboard import TensorBoardLog
 
 
 def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_run: str | Path | None = None,
@@ -169,7 +170,7 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
     writer = samples = progress = tensorboard = None
     if dist_info.is_main:
         if t.tensorboard:
-            tensorboard = TensorBoardLog(run_dir / TB_DIR, purge_step=start_step)
+            tensorboard = TensorBoardLog(run_dir / TENSORBOARD, purge_step=start_step)
         writer = MetricsWriter(run_dir / METRICS, truncate_after_step=start_step if resume else None,
                                mirror=tensorboard)
         if writer.dropped and not quiet:

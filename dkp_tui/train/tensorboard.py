@@ -23,7 +23,6 @@ from dkp_tui.errors import DkpError
 from dkp_tui.extras import require
 from dkp_tui.formats.jsonl import read_jsonl
 
-TB_DIR = "tensorboard"  # under the run directory
 TAGS = {
     "loss": "loss/total", "lr": "optim/lr", "images_per_s": "speed/images_per_s", "alpha": "model/alpha",
     "edge_w_mean": "edges/w_mean", "edge_w_std": "edges/w_std", "edge_w_max": "edges/w_max",

@@ -55,3 +55,9 @@ def test_a_step_record_of_the_real_training_loop_carries_the_plotted_keys(tmp_pa
     assert all(isinstance(steps[-1][key], float) for key in plotted)
     samples = sorted(p.name for p in (tmp_path / "run" / run_dir.SAMPLES).iterdir())
     assert samples == [run_dir.sample_name(2)]
+
+
+def test_tensorboard_mirrors_only_keys_of_the_record():
+    from dkp_tui.train.tensorboard import TAGS
+
+    assert set(TAGS) <= set(metrics.SERIES_KEYS)
