@@ -140,7 +140,7 @@ class Sample:
 
 
 def check_request(size: int, background: str) -> None:
-    """The checks every family's renderer makes first."""
+    """What is checked before any family draws (``render_family``, the data-set writer, ``figures.render``)."""
     if background not in BACKGROUNDS:
         raise DkpError(f"unknown background {background!r}; choose {' or '.join(BACKGROUNDS)}")
     if size < 16:
