@@ -329,14 +329,14 @@ def test_sigterm_of_prepare_then_rerun(tmp_path: Path):
             "--workers", "1", "--quiet"]
     proc = subprocess.Popen(_script(f"""
         import time
-        from dkp_tui.data import synthetic
-        real = synthetic._write_split
-        def slow(root, split, arrays):
-            facts = real(root, split, arrays)
+        from dkp_tui.data.synthetic import dataset
+        real = dataset._finish_split
+        def slow(root, split, writer):
+            facts = real(root, split, writer)
             print("WROTE", split, flush=True)
             time.sleep(60)
             return facts
-        synthetic._write_split = slow
+        dataset._finish_split = slow
         from dkp_tui.cli import main
         sys.argv = ["dkp", *{argv!r}]
         main()

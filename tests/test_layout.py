@@ -28,9 +28,6 @@ LAYERS = (
     ("",),  # the modules directly in dkp_tui/: errors, config, atomic, console, progress, devices, ...
 )
 RANK = {name: rank for rank, row in enumerate(LAYERS) for name in row}
-# the synthetic generator's families import its base module back; its split into dkp_tui/data/synthetic/ (issue 30,
-# done on its own branch) removes this cycle: delete the entry when that lands
-KNOWN_CYCLES = [["dkp_tui.data.synthetic", "dkp_tui.data.synthetic_room", "dkp_tui.data.synthetic_stage"]]
 
 
 def _module_name(path: Path) -> str:
@@ -117,7 +114,7 @@ def test_no_import_cycle(graph: dict[str, set[str]]):
     for v in graph:
         if v not in index:
             visit(v)
-    assert [c for c in cycles if c not in KNOWN_CYCLES] == []
+    assert cycles == []
 
 
 def test_the_checks_see_an_upward_import(tmp_path: Path):

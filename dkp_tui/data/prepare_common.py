@@ -15,12 +15,17 @@ does the rest the same way for every source:
    partial files are removed.
 4. **Write** labels, names, ``prepare_report.json`` and, last, ``dataset.json``: a directory without a manifest
    is an unfinished one, and readers refuse it.
+
+The steps that do not depend on a plan (the writer lock, reuse, clearing the old set, manifest last, removing
+partial arrays on failure) are ``build``; a source that renders its frames instead of planning them (the synthetic
+generator) calls it with its own writer, and fills its arrays with ``ArrayWriter``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -35,7 +40,7 @@ import numpy as np
 
 from dkp_tui.atomic import check_output_dir, write_json
 from dkp_tui.data import images as im
-from dkp_tui.errors import DkpError
+from dkp_tui.errors import DkpError, errno_words
 from dkp_tui.formats.dataset_dir import (
     GEOMETRY,
     IMAGES,
@@ -209,8 +214,24 @@ def _complete(out: Path, manifest: Manifest) -> bool:
     return all((out / (info.same_as or name) / IMAGES).is_file() for name, info in manifest.splits.items())
 
 
-def reusable(out: Path, fp: str, force: bool) -> Manifest | None:
-    """The existing manifest when ``out`` already holds this exact data set; refuses to clobber anything else."""
+def stored_fingerprint(manifest: Manifest) -> str | None:
+    """The input fingerprint a planned source records in its manifest."""
+    return manifest.source.get("fingerprint")
+
+
+def _different_input(out: Path, manifest: Manifest) -> str:
+    return (f"{out} already holds a {manifest.kind} data set prepared from different input or options; pass "
+            f"--force to rebuild it (depth caches are kept) or choose another --out")
+
+
+def reusable(out: Path, fp: str, force: bool, *, identify: Callable[[Manifest], str | None] = stored_fingerprint,
+             complete: Callable[[Path, Manifest], bool] = _complete,
+             refusal: Callable[[Path, Manifest], str] = _different_input) -> Manifest | None:
+    """The existing manifest when ``out`` already holds this exact data set; refuses to clobber anything else.
+
+    ``identify`` gives the fingerprint of a finished set from its manifest, ``complete`` says whether its files
+    are all there (an incomplete one is rebuilt), ``refusal`` the error for a different set without ``force``.
+    """
     check_output_dir(out, "--out")
     if not out.exists():
         return None
@@ -221,12 +242,11 @@ def reusable(out: Path, fp: str, force: bool) -> Manifest | None:
             if force:
                 return None
             raise
-        same = manifest.source.get("fingerprint") == fp
-        if same and not force and _complete(out, manifest):
+        same = identify(manifest) == fp
+        if same and not force and complete(out, manifest):
             return manifest
         if not force and not same:
-            raise DkpError(f"{out} already holds a {manifest.kind} data set prepared from different input or "
-                           f"options; pass --force to rebuild it (depth caches are kept) or choose another --out")
+            raise DkpError(refusal(out, manifest))
         return None
     refuse_foreign(out, force)
     return None
@@ -345,6 +365,61 @@ def _check_space(out: Path, plan: Plan, size: int) -> None:
 # -- decoding ---------------------------------------------------------------------------------------------------
 
 
+class ArrayWriter:
+    """An ``.npy`` file filled block by block with positional writes, for a source that produces its frames
+    (``dkp prepare synthetic``) rather than decoding files.
+
+    Why not a memmap: the pages of a memmap that were written stay resident in the writing process until it is
+    unmapped, so a 400,000-frame set would need its whole size in memory; written with ``pwrite``, the rows go
+    through the page cache and the writer's memory stays flat. The file is the hidden partial one (removed by the
+    engine if the run fails) until ``finish`` renames it; its bytes are those ``np.save`` writes.
+    """
+
+    def __init__(self, path: Path, dtype: Any, shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.shape = path, np.dtype(dtype), tuple(shape)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                      "fortran_order": False, "shape": self.shape})
+        self.offset = len(header.getvalue())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(partial_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as err:
+            raise DkpError(f"cannot write {path}: {errno_words(err)}") from None
+        try:
+            self._pwrite(header.getvalue(), 0)
+            os.ftruncate(self.fd, self.offset + self.shape[0] * self.row_bytes)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def _pwrite(self, data: bytes | memoryview, pos: int) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.pwrite(self.fd, view, pos)
+                view, pos = view[n:], pos + n
+        except OSError as err:  # a full or vanished disk: the engine removes the partial file
+            raise DkpError(f"cannot write {self.path}: {errno_words(err)}") from None
+
+    def write(self, start: int, block: np.ndarray) -> None:
+        """Rows ``[start, start + len(block))``."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.shape[1:] != self.shape[1:] or not 0 <= start <= self.shape[0] - len(block):
+            raise ValueError(f"rows {start}+{len(block)} of shape {block.shape[1:]} do not fit {self.shape}")
+        self._pwrite(block.tobytes(), self.offset + start * self.row_bytes)
+
+    def finish(self) -> None:
+        os.close(self.fd)
+        partial_path(self.path).replace(self.path)
+
+    def close(self) -> None:
+        """Give up (the engine removes the partial file)."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
 @dataclass
 class _Target:
     images: np.ndarray
@@ -458,6 +533,37 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+def _nothing() -> None:
+    return None
+
+
+def build(out: Path, fp: str, write: Callable[[], Manifest], *, force: bool, reporter: Reporter, reuse_note: str,
+          check: Callable[[], None] = _nothing, identify: Callable[[Manifest], str | None] = stored_fingerprint,
+          complete: Callable[[Path, Manifest], bool] = _complete,
+          refusal: Callable[[Path, Manifest], str] = _different_input) -> tuple[Manifest, bool]:
+    """The steps every source shares, planned or generated: lock ``out``, reuse the set already there when it is
+    this one (``reusable``), else ``check`` (nothing is removed before it passes), clear what a previous prepare
+    wrote, ``write`` everything but the manifest, and write the manifest it returns last. Partial arrays are
+    removed if ``write`` fails. Returns (manifest, reused)."""
+    check_output_dir(out, "--out")
+    with writer_lock(out, f"data set {out}", clean=False):  # a second prepare of the folder is refused at once
+        existing = reusable(out, fp, force, identify=identify, complete=complete, refusal=refusal)
+        if existing is not None:
+            reporter.note(reuse_note)
+            return existing, True
+        check()
+        out.mkdir(parents=True, exist_ok=True)
+        _clear(out)
+        remove_dead_temps(out)  # of a killed prepare; the folder passed its checks above
+        try:
+            manifest = write()
+            write_manifest(out, manifest)
+        except BaseException:
+            _remove_partials(out)
+            raise
+    return manifest, False
+
+
 def prepare(plan: Plan, out: str | Path, image_size: int, *, force: bool = False, skip_bad: bool = False,
             workers: int = 0, reporter: Reporter | None = None) -> PrepareResult:
     """Check, decode and write ``plan`` as a dkp data set in ``out`` (see the module docstring)."""
@@ -471,57 +577,53 @@ def prepare(plan: Plan, out: str | Path, image_size: int, *, force: bool = False
     for note in plan.notes:
         reporter.note(note)
     fp = fingerprint(plan, image_size)
-    check_output_dir(out, "--out")
-    with writer_lock(out, f"data set {out}", clean=False):  # a second prepare of the folder is refused at once
-        return _prepare_locked(plan, out, image_size, fp, force, skip_bad, workers, reporter, start)
-
-
-def _prepare_locked(plan: Plan, out: Path, image_size: int, fp: str, force: bool, skip_bad: bool, workers: int,
-                    reporter: Reporter, start: float) -> PrepareResult:
-    existing = reusable(out, fp, force)
-    if existing is not None:
-        reporter.note(f"{out}: already prepared from this input; reusing it (--force rebuilds)")
-        return PrepareResult(out, existing, True, [], list(plan.notes), time.monotonic() - start)
-
-    problems = check(plan, workers, reporter)
-    if problems and not skip_bad:
-        raise DkpError(failure_message(problems, out))
-    _drop_problems(plan, problems)
-    _check_space(out, plan, image_size)
-
-    out.mkdir(parents=True, exist_ok=True)
-    _clear(out)
-    remove_dead_temps(out)  # of a killed prepare; the folder passed its checks above
+    problems: list[Problem] = []
     notes = list(plan.notes)
-    try:
-        counts: dict[str, int] = {}
-        for split, sp in plan.splits.items():
-            if sp.same_as:
-                continue
-            found, target = _decode_split(split, sp, out, image_size, workers, reporter, notes)
-            if found and not skip_bad:
-                raise DkpError(failure_message(found, out))
-            problems.extend(found)
-            if not target.ok.all():
-                target = _compact(split, sp, out, target, image_size)
-            if not sp.frames:
-                raise DkpError(f"{plan.root}: no usable frames left in the {split} split")
-            _write_split(out, split, sp, target)
-            counts[split] = len(sp.frames)
-        for rel, obj in plan.extra_json.items():
-            write_json(out / rel, obj, indent=None)
-        manifest = _manifest(plan, image_size, fp, len(problems))
-        write_json(out / REPORT, {"kind": plan.kind, "root": str(plan.root), "counts": counts,
-                                  "skipped": [p.to_dict() for p in problems], "notes": notes, **plan.report})
-        write_manifest(out, manifest)
-    except BaseException:
-        _remove_partials(out)
-        raise
+
+    def check_all() -> None:
+        problems.extend(check(plan, workers, reporter))
+        if problems and not skip_bad:
+            raise DkpError(failure_message(problems, out))
+        _drop_problems(plan, problems)
+        _check_space(out, plan, image_size)
+
+    def write() -> Manifest:
+        return _write_plan(plan, out, image_size, fp, skip_bad, workers, reporter, problems, notes)
+
+    manifest, reused = build(out, fp, write, force=force, reporter=reporter, check=check_all,
+                             reuse_note=f"{out}: already prepared from this input; reusing it (--force rebuilds)")
+    if reused:
+        return PrepareResult(out, manifest, True, [], list(plan.notes), time.monotonic() - start)
     for note in notes[len(plan.notes):]:
         reporter.note(note)
     if problems:
         reporter.note(f"left out {len(problems)} bad input(s); see {out / REPORT}")
     return PrepareResult(out, manifest, False, problems, notes, time.monotonic() - start)
+
+
+def _write_plan(plan: Plan, out: Path, image_size: int, fp: str, skip_bad: bool, workers: int, reporter: Reporter,
+                problems: list[Problem], notes: list[str]) -> Manifest:
+    """Decode every split, write labels, names, extra files and the report; returns the manifest to write last."""
+    counts: dict[str, int] = {}
+    for split, sp in plan.splits.items():
+        if sp.same_as:
+            continue
+        found, target = _decode_split(split, sp, out, image_size, workers, reporter, notes)
+        if found and not skip_bad:
+            raise DkpError(failure_message(found, out))
+        problems.extend(found)
+        if not target.ok.all():
+            target = _compact(split, sp, out, target, image_size)
+        if not sp.frames:
+            raise DkpError(f"{plan.root}: no usable frames left in the {split} split")
+        _write_split(out, split, sp, target)
+        counts[split] = len(sp.frames)
+    for rel, obj in plan.extra_json.items():
+        write_json(out / rel, obj, indent=None)
+    manifest = _manifest(plan, image_size, fp, len(problems))
+    write_json(out / REPORT, {"kind": plan.kind, "root": str(plan.root), "counts": counts,
+                              "skipped": [p.to_dict() for p in problems], "notes": notes, **plan.report})
+    return manifest
 
 
 def _check_apart(out: Path, root: Path) -> None:

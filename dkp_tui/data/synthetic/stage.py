@@ -20,9 +20,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dkp_tui.data import synthetic as base
-from dkp_tui.data import synthetic_scene as scene
-from dkp_tui.data.synthetic_render import Canvas, Paint, bar, capsule, patch
+from dkp_tui.data.synthetic import figure, scene
+from dkp_tui.data.synthetic.family import Family
+from dkp_tui.data.synthetic.render import Canvas, Paint, bar, capsule, patch
 
 FAMILY_VERSION = 1
 
@@ -63,12 +63,12 @@ class StageParams:
 DEFAULT = StageParams()
 
 
-def _body(rng: np.random.Generator, p: StageParams) -> base.SyntheticParams:
+def _body(rng: np.random.Generator, p: StageParams) -> figure.SyntheticParams:
     legs = float(rng.uniform(*p.leg_scale))
     head = float(rng.uniform(*p.head_scale))
-    lengths = tuple((k, v * (legs if k in ("thigh", "shin") else 1.0)) for k, v in base.DEFAULT.lengths)
-    radii = tuple((k, v * (head if k == "head" else 1.0)) for k, v in base.DEFAULT.radii)
-    return dataclasses.replace(base.DEFAULT, lengths=lengths, radii=radii)
+    lengths = tuple((k, v * (legs if k in ("thigh", "shin") else 1.0)) for k, v in figure.DEFAULT.lengths)
+    radii = tuple((k, v * (head if k == "head" else 1.0)) for k, v in figure.DEFAULT.radii)
+    return dataclasses.replace(figure.DEFAULT, lengths=lengths, radii=radii)
 
 
 def _cloth_colour(rng: np.random.Generator, p: StageParams) -> np.ndarray:
@@ -83,7 +83,7 @@ def _outline(canvas: Canvas, width: float, darkness: float) -> None:
     canvas.rgb *= (1.0 - band * np.float32(1.0 - darkness))[..., None]
 
 
-def render(rng: np.random.Generator, size: int, background: str, params: StageParams = DEFAULT) -> base.Sample:
+def render(rng: np.random.Generator, size: int, background: str, params: StageParams = DEFAULT) -> figure.Sample:
     p = params
     figure_rng, wall_rng, clutter_rng = rng.spawn(3)
     # -- the backdrop: muted grainy noise on a plane --------------------------------------------------------
@@ -106,27 +106,22 @@ def render(rng: np.random.Generator, size: int, background: str, params: StagePa
         body = _body(clutter_rng, p)
         lengths = np.array([v for k, v in body.lengths if k in ("thigh", "shin", "upper_arm", "forearm")])
         radii = np.array([v for k, v in body.radii if k in ("upper_arm", "forearm", "thigh", "shin", "belly")])
-        for _ in range(n_props):
-            kind = scene.pick(clutter_rng, p.prop_kind_probs)
-            paint = cloth(clutter_rng)
-            h = clutter_rng.uniform(*p.height_range) * size
-            r = float(radii[int(clutter_rng.random() * len(radii))]) * h * clutter_rng.uniform(*p.thickness_range)
-            start = clutter_rng.uniform(0.0, size - 1.0, 2)
-            theta = clutter_rng.uniform(0.0, 2.0 * math.pi)
-            length = float(lengths[int(clutter_rng.random() * len(lengths))]) * h
+        for kind, paint, h, r, start, theta in scene.clutter_strokes(
+                clutter_rng, n_props, p.prop_kind_probs, cloth, p.height_range, p.thickness_range, radii, size):
+            length = scene.one(clutter_rng, lengths) * h
             if kind == 0:
                 for _ in range(int(clutter_rng.integers(1, 4))):
-                    end = start + base._dir(theta) * length
+                    end = start + figure.direction(theta) * length
                     capsule(canvas, start, end, r, paint)
                     start, theta = end, theta + math.radians(clutter_rng.uniform(-120, 120))
             elif kind == 1:
-                bar(canvas, start, start + base._dir(theta) * length, r, paint)
+                bar(canvas, start, start + figure.direction(theta) * length, r, paint)
             else:
                 half = (float(clutter_rng.uniform(0.5, 1.5) * r * 1.5), float(clutter_rng.uniform(0.5, 1.5) * r * 1.5))
                 patch(canvas, start, half, theta, True, paint)
 
     # -- the figure: stocky, flat-lit, outlined ------------------------------------------------------------
-    joints, facts = base.draw_person(canvas, figure_rng, size, _body(figure_rng, p), p.thickness_range,
+    joints, facts = figure.draw_person(canvas, figure_rng, size, _body(figure_rng, p), p.thickness_range,
                                      p.height_range, cloth, lambda r: _cloth_colour(r, p) * np.float32(0.4))
     _outline(canvas, p.outline_px, float(figure_rng.uniform(*p.outline_darkness)))
     # -- the light: a spotlight near the figure and a colour cast, on everything -------------------------------
@@ -136,4 +131,7 @@ def render(rng: np.random.Generator, size: int, background: str, params: StagePa
     cast = (1.0 + figure_rng.uniform(-p.cast, p.cast, 3)).astype(np.float32)
     canvas.rgb *= light[..., None] * cast[None, None, :]
     np.clip(canvas.rgb, 0.0, 1.0, out=canvas.rgb)
-    return base.compose(canvas, inv_bg, joints, facts, n_props)
+    return figure.compose(canvas, inv_bg, joints, facts, n_props)
+
+
+FAMILY = Family("stage", FAMILY_VERSION, DEFAULT, render, stream=1002)

@@ -1,19 +1,21 @@
-"""Scene pieces shared by the non-default synthetic families: palettes, full-frame textures, walls with floors.
+"""Scene pieces the synthetic families share: colours, palettes, texture noise, full-frame textures, walls (planes in
+depth) with floors, light fields.
 
 Why: the default family's walls are plain, smoothly shaded planes, and its clothing colours are drawn apart from
 the wall's. Real footage has patterned walls and floors, and clothing whose colours also occur in the scene. These
 helpers draw such scenes with exact, piecewise-planar inverse depth, so that each family can combine them in its
-own way (docs/synthetic.md, "Families").
+own way (docs/synthetic.md, "Families"); the default family takes its colours, noise and wall plane from here too.
 """
 
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
 
-from dkp_tui.data.synthetic_render import CHECKS, DOTS, NOISE, PLAIN, STRIPES, Paint
+from dkp_tui.data.synthetic.render import CHECKS, DOTS, NOISE, PLAIN, STRIPES, Paint
 
 TEXTURES = (PLAIN, STRIPES, NOISE, CHECKS, DOTS)
 
@@ -29,6 +31,29 @@ def pick(rng: np.random.Generator, probs: tuple[float, ...]) -> int:
         if u < acc:
             return i
     return len(probs) - 1
+
+
+def one(rng: np.random.Generator, values: np.ndarray) -> float:
+    """One of ``values``, uniformly."""
+    return float(values[int(rng.random() * len(values))])
+
+
+def clutter_strokes(rng: np.random.Generator, n: int, kind_probs: tuple[float, ...],
+                    paint: Callable[[np.random.Generator], Paint], height_range: tuple[float, float],
+                    thickness_range: tuple[float, float], radii: np.ndarray, size: int
+                    ) -> Iterator[tuple[int, Paint, float, float, np.ndarray, float]]:
+    """``n`` clutter items of a scene family, each as (kind, paint, h, radius, start, direction): the draws every
+    item starts with, in this order, from ``rng``; h is the height of a virtual figure the item could belong to
+    (pixels), the radius one of ``radii`` (units of h) times h and a thickness. Drawn lazily, so the caller's
+    own draws for an item follow these."""
+    for _ in range(n):
+        kind = pick(rng, kind_probs)
+        item_paint = paint(rng)
+        h = rng.uniform(*height_range) * size
+        r = one(rng, radii) * h * rng.uniform(*thickness_range)
+        start = rng.uniform(0.0, size - 1.0, 2)
+        theta = rng.uniform(0.0, 2.0 * np.pi)
+        yield kind, item_paint, h, r, start, theta
 
 
 def palette(rng: np.random.Generator, n: int, sat: tuple[float, float], val: tuple[float, float]) -> np.ndarray:
@@ -99,6 +124,16 @@ def floor_coords(size: int, h_row: int) -> tuple[np.ndarray, np.ndarray]:
     return ys.astype(np.float32), xs.astype(np.float32)
 
 
+def wall_plane(rng: np.random.Generator, size: int, depth_m: tuple[float, float], tilt: float
+               ) -> tuple[np.ndarray, float]:
+    """A far wall's exact inverse depth, affine in the image (a true plane) with up to +-``tilt`` (relative) across
+    the frame, and its value at the frame centre."""
+    u = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
+    ty, tx = (float(v) for v in rng.uniform(-tilt, tilt, 2))
+    inv0 = 1.0 / rng.uniform(*depth_m)
+    return ((inv0 * (1.0 + ty * u))[:, None] + (inv0 * tx * u)[None, :]).astype(np.float32), inv0
+
+
 def wall_and_floor(rng: np.random.Generator, size: int, wall_rgb: np.ndarray, floor_rgb: np.ndarray | None,
                    wall_depth_m: tuple[float, float], wall_tilt: float, h_row: int,
                    floor_near_inv: float) -> tuple[np.ndarray, np.ndarray]:
@@ -109,10 +144,7 @@ def wall_and_floor(rng: np.random.Generator, size: int, wall_rgb: np.ndarray, fl
     plane under perspective gives. ``floor_near_inv`` is kept below the nearest figure's, so the figure is always
     nearer than what lies behind it. Returns (rgb, inverse depth).
     """
-    u = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
-    ty, tx = (float(v) for v in rng.uniform(-wall_tilt, wall_tilt, 2))
-    inv0 = 1.0 / rng.uniform(*wall_depth_m)
-    inv = ((inv0 * (1.0 + ty * u))[:, None] + (inv0 * tx * u)[None, :]).astype(np.float32)
+    inv, inv0 = wall_plane(rng, size, wall_depth_m, wall_tilt)
     rgb = wall_rgb.copy()
     if floor_rgb is not None:
         v = np.arange(size, dtype=np.float32)

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from dkp_tui.data import synthetic as base
-from dkp_tui.data import synthetic_scene as scene
-from dkp_tui.data.synthetic_render import Canvas, Paint, capsule, patch
+from dkp_tui.data.synthetic import figure, scene
+from dkp_tui.data.synthetic.family import Family
+from dkp_tui.data.synthetic.render import Canvas, Paint, capsule, patch
 
 FAMILY_VERSION = 1
 
@@ -63,13 +63,13 @@ class RoomParams:
 DEFAULT = RoomParams()
 
 
-def _body(rng: np.random.Generator, p: RoomParams) -> base.SyntheticParams:
+def _body(rng: np.random.Generator, p: RoomParams) -> figure.SyntheticParams:
     """This person's proportions: the default body with every bone and radius redrawn around it."""
     lengths = tuple((k, v * float(rng.uniform(1 - p.length_jitter, 1 + p.length_jitter)))
-                    for k, v in base.DEFAULT.lengths)
+                    for k, v in figure.DEFAULT.lengths)
     head = float(rng.uniform(*p.head_scale))
-    radii = tuple((k, v * (head if k == "head" else float(rng.uniform(0.85, 1.15)))) for k, v in base.DEFAULT.radii)
-    return dataclasses.replace(base.DEFAULT, lengths=lengths, radii=radii)
+    radii = tuple((k, v * (head if k == "head" else float(rng.uniform(0.85, 1.15)))) for k, v in figure.DEFAULT.radii)
+    return dataclasses.replace(figure.DEFAULT, lengths=lengths, radii=radii)
 
 
 def _light(rng: np.random.Generator, p: RoomParams) -> tuple[float, float, float]:
@@ -78,7 +78,7 @@ def _light(rng: np.random.Generator, p: RoomParams) -> tuple[float, float, float
     return (math.cos(elev) * math.cos(azimuth), math.cos(elev) * math.sin(azimuth), math.sin(elev))
 
 
-def render(rng: np.random.Generator, size: int, background: str, params: RoomParams = DEFAULT) -> base.Sample:
+def render(rng: np.random.Generator, size: int, background: str, params: RoomParams = DEFAULT) -> figure.Sample:
     p = params
     figure_rng, wall_rng, clutter_rng = rng.spawn(3)
     n_colours = int(wall_rng.integers(p.palette_size[0], p.palette_size[1] + 1))
@@ -98,7 +98,7 @@ def render(rng: np.random.Generator, size: int, background: str, params: RoomPar
         floor = scene.surface(wall_rng, size, from_box(wall_rng), from_box(wall_rng),
                               scene.TEXTURES[scene.pick(wall_rng, p.floor_texture_probs)],
                               wall_rng.uniform(*p.floor_period_frac) * size, scene.floor_coords(size, h_row))
-    nearest_figure_m = base.DEFAULT.person_height_m / p.height_range[0]  # the farthest a figure can stand
+    nearest_figure_m = figure.DEFAULT.person_height_m / p.height_range[0]  # the farthest a figure can stand
     rgb, inv_bg = scene.wall_and_floor(wall_rng, size, wall, floor, p.wall_depth_m, p.wall_tilt, h_row,
                                        p.floor_near_margin / nearest_figure_m)
     gy, gx = (float(v) for v in wall_rng.uniform(-p.wall_shading, p.wall_shading, 2))
@@ -118,23 +118,21 @@ def render(rng: np.random.Generator, size: int, background: str, params: RoomPar
         body = _body(clutter_rng, p)
         lengths = np.array([v for _, v in body.lengths if v > 0.1])
         radii = np.array([v for k, v in body.radii if k not in ("head", "hand", "foot", "neck")])
-        for _ in range(n_clutter):
-            kind = scene.pick(clutter_rng, p.clutter_kind_probs)
-            paint = cloth(clutter_rng)
-            h = clutter_rng.uniform(*p.height_range) * size
-            r = float(radii[int(clutter_rng.random() * len(radii))]) * h * clutter_rng.uniform(*p.thickness_range)
-            start = clutter_rng.uniform(0.0, size - 1.0, 2)
-            theta = clutter_rng.uniform(0.0, 2.0 * math.pi)
+        for kind, paint, h, r, start, theta in scene.clutter_strokes(
+                clutter_rng, n_clutter, p.clutter_kind_probs, cloth, p.height_range, p.thickness_range, radii, size):
             if kind == 2:
                 half = tuple(float(clutter_rng.uniform(*p.poster_half_frac) * size) for _ in range(2))
                 patch(canvas, start, half, float(clutter_rng.uniform(-0.2, 0.2)), False, paint)  # type: ignore[arg-type]
                 continue
             for _ in range(1 if kind == 0 else int(clutter_rng.integers(2, 4))):
-                end = start + base._dir(theta) * float(lengths[int(clutter_rng.random() * len(lengths))]) * h
+                end = start + figure.direction(theta) * scene.one(clutter_rng, lengths) * h
                 capsule(canvas, start, end, r, paint)
                 start, theta = end, theta + math.radians(clutter_rng.uniform(-110, 110))
 
     # -- the person ------------------------------------------------------------------------------------------
-    joints, facts = base.draw_person(canvas, figure_rng, size, _body(figure_rng, p), p.thickness_range,
+    joints, facts = figure.draw_person(canvas, figure_rng, size, _body(figure_rng, p), p.thickness_range,
                                      p.height_range, cloth, lambda r: from_box(r) * np.float32(0.5))
-    return base.compose(canvas, inv_bg, joints, facts, n_clutter)
+    return figure.compose(canvas, inv_bg, joints, facts, n_clutter)
+
+
+FAMILY = Family("room", FAMILY_VERSION, DEFAULT, render, stream=1001)
