@@ -137,7 +137,7 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     """
     from dkp_tui.model.autolink import kd_features
     from dkp_tui.model.decoder import cell_mask
-    from dkp_tui.model.detector import Detector
+    from dkp_tui.model.backbone import build_detector
     from dkp_tui.train.kd import FrozenTeacher
     from dkp_tui.train.loop import _train_step
     from dkp_tui.train.setup import build_model, pick_device, pick_precision
@@ -157,8 +157,7 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     model, rec_loss, nhwc = build_model(cfg, device)
     teacher = None
     if role == "student":
-        teacher = FrozenTeacher(Detector(cfg.model.n_keypoints, width=cfg.model.width,
-                                         image_size=cfg.model.image_size).to(device))
+        teacher = FrozenTeacher(build_detector(cfg.model).to(device))
     if tweak is not None:
         tweak(model, rec_loss)
     kd_feats = kd_features(cfg.kd.layer) if teacher is not None else ()

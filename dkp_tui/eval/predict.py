@@ -36,7 +36,7 @@ def pick_device(requested: str) -> torch.device:
 
 def load_detector(run: str | Path, device: torch.device | str = "cpu") -> tuple[Any, Config, dict[str, str]]:
     """(detector in eval mode without gradients, the config it was trained with, the weights' metadata)."""
-    from dkp_tui.model.detector import Detector
+    from dkp_tui.model.backbone import build_detector
     from dkp_tui.train.runs import config_from_weights, load_weights
 
     path = weights_path(run)
@@ -45,7 +45,7 @@ def load_detector(run: str | Path, device: torch.device | str = "cpu") -> tuple[
     state = {k[len("detector."):]: v for k, v in tensors.items() if k.startswith("detector.")}
     if not state:
         raise DkpError(f"{path}: holds no detector weights (no 'detector.*' tensors)")
-    detector = Detector(cfg.model.n_keypoints, width=cfg.model.width, image_size=cfg.model.image_size)
+    detector = build_detector(cfg.model)
     missing, unexpected = detector.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise DkpError(f"{path}: weights do not fit the detector of its own config "

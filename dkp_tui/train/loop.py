@@ -50,6 +50,7 @@ from dkp_tui.train.setup import (
     autocast,
     build_model,
     load_teacher_detector,
+    param_groups,
     pick_device,
     pick_precision,
     seed_everything,
@@ -123,20 +124,20 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
                          depth_tag=cfg.data.depth_tag, rank=dist_info.rank, world_size=dist_info.world_size)
 
     # -- model, loss, teacher, optimizer ------------------------------------------------------------
-    model, rec_loss, nhwc = build_model(cfg, device)
+    resuming = resume and has_checkpoint(run_dir)
+    model, rec_loss, nhwc = build_model(cfg, device, pretrained=not resuming)
     teacher = None
     if distill:
         teacher = FrozenTeacher(load_teacher_detector(Path(teacher_run), cfg, device))  # type: ignore[arg-type]
     kd_feats = kd_features(cfg.kd.layer) if teacher is not None else ()
     opt_cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
-                        eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay,
-                        **({"fused": True} if device.type == "cuda" else {}))
+    optimizer = opt_cls(param_groups(model, o.backbone_lr_scale), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
+                        weight_decay=o.weight_decay, **({"fused": True} if device.type == "cuda" else {}))
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     mask_gen = torch.Generator(device=device).manual_seed(t.seed * 1009 + dist_info.rank)
 
     start_step = 0
-    if resume and has_checkpoint(run_dir):
+    if resuming:
         start_step, model_state, optim_state, rng, meta = load_checkpoint(run_dir)
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optim_state)
@@ -208,7 +209,7 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
             scaler.scale(losses["loss"]).backward()
             lr = lr_at(step, o.lr, t.iterations, o.schedule, o.warmup_steps, o.min_lr_ratio)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)  # a checkpoint from before backbones has none
             scaler.step(optimizer)
             scaler.update()
             step += 1
