@@ -136,8 +136,8 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     before anything runs. ``steps = 0`` picks enough steps for about four seconds.
     """
     from dkp_tui.model.autolink import kd_features
-    from dkp_tui.model.decoder import cell_mask
     from dkp_tui.model.backbone import build_detector
+    from dkp_tui.model.decoder import cell_mask
     from dkp_tui.train.kd import FrozenTeacher
     from dkp_tui.train.loop import _train_step
     from dkp_tui.train.setup import build_model, pick_device, pick_precision

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dkp_tui.config import KD_LAYERS, ModelConfig
-from dkp_tui.model.decoder import Decoder, cell_mask
 from dkp_tui.model.backbone import build_detector
+from dkp_tui.model.decoder import Decoder, cell_mask
 from dkp_tui.model.detector import DetectorOutput, init_weights
 from dkp_tui.model.edges import EdgeGraph
 
