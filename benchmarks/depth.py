@@ -32,10 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dkp_tui.data.layout import Manifest, SplitInfo, open_split, write_manifest, write_split  # noqa: E402
 from dkp_tui.depth.compute import compute_depth  # noqa: E402
 from dkp_tui.depth.midas import DepthEstimator, load_model, pick_device, pick_dtype  # noqa: E402
 from dkp_tui.depth.weights import fetch_model, resolve_model  # noqa: E402
+from dkp_tui.formats.dataset_dir import Manifest, SplitInfo, open_split, write_manifest, write_split  # noqa: E402
 
 # MiDaS 3.1 Swin-V2 architectures as transformers' conversion script defines them; "tiny-random" is the test model.
 ARCHS: dict[str, dict[str, Any]] = {

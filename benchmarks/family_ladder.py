@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dkp_tui.data import layout
-from dkp_tui.data.depth_cache import open_depth
 from dkp_tui.data.synthetic import prepare
+from dkp_tui.formats import dataset_dir
+from dkp_tui.formats.depth_cache import open_depth
 
 PLAIN5 = (1.0, 0.0, 0.0, 0.0, 0.0)
 RUNGS: dict[str, dict[str, dict]] = {
@@ -40,14 +40,14 @@ RUNGS: dict[str, dict[str, dict]] = {
 def depth_as_grey(dst: Path, size: int, family: str) -> None:
     """A copy of the full clean set whose RGB images are its depth maps (the same pixels in all channels)."""
     prepare(dst, size=size, background="clean", family=family, progress=False)
-    manifest = layout.read_manifest(dst)
+    manifest = dataset_dir.read_manifest(dst)
     for split in manifest.splits:
-        path = layout.split_dir(dst, manifest, split) / "images.npy"
+        path = dataset_dir.split_dir(dst, manifest, split) / "images.npy"
         images = np.load(path)
         depth = open_depth(dst, split)[:]
         grey = np.round(np.asarray(depth, dtype=np.float32) * (255.0 / 65535.0)).clip(0, 255).astype(np.uint8)
         images[:] = grey[..., None]
-        layout.save_array(path, images)
+        dataset_dir.save_array(path, images)
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from dkp_tui.config import load_config
-from dkp_tui.data.depth_cache import open_depth
-from dkp_tui.data.layout import read_manifest
 from dkp_tui.data.loader import depth_to_tensor, images_to_tensor
+from dkp_tui.formats.dataset_dir import read_manifest
+from dkp_tui.formats.depth_cache import open_depth
 from dkp_tui.model.detector import Detector
 
 

@@ -31,7 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dkp_tui.data.layout import create_image_array, finish_array  # noqa: E402
+from dkp_tui.formats.dataset_dir import create_image_array, finish_array  # noqa: E402
 
 BATCH = 64
 

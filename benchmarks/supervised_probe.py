@@ -19,8 +19,8 @@ import time
 import numpy as np
 import torch
 
-from dkp_tui.data.depth_cache import open_depth
-from dkp_tui.data.layout import open_split
+from dkp_tui.formats.dataset_dir import open_split
+from dkp_tui.formats.depth_cache import open_depth
 from dkp_tui.model.detector import Detector
 
 

@@ -2,7 +2,7 @@
 
 Every figure comes from this process on this machine, after warm-up, on a small synthetic data set built in a
 temporary directory (so it runs anywhere, offline): training images/s for the teacher and the student step (the
-loop's own ``_train_step``, optimizer included, on batches already in memory), peak memory (CUDA max allocated,
+loop's own ``train_step``, optimizer included, on batches already in memory), peak memory (CUDA max allocated,
 or the process's peak RSS on CPU, reset before each role), the edge-map rasteriser (fast vs dense, forward +
 backward) for K = 10/16/32, data-loader images/s and depth-cache read images/s. VGG16 weights are random: speed
 does not depend on their values, and no download is needed.
@@ -26,6 +26,7 @@ import torch
 
 from dkp_tui.config import VGG_LOSSES, Config, load_config, override
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.dataset_dir import MANIFEST
 
 RASTER_KS = (10, 16, 32)
 RASTER_SIZE = 128
@@ -135,12 +136,12 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     detector (its speed does not depend on the weights). ``tweak(model, rec_loss)`` lets benchmarks try a change
     before anything runs. ``steps = 0`` picks enough steps for about four seconds.
     """
-    from dkp_tui.model.autolink import kd_features
-    from dkp_tui.model.backbone import build_detector
+    from dkp_tui.devices import pick_device
+    from dkp_tui.model.autolink import AutoLink, kd_features
     from dkp_tui.model.decoder import cell_mask
     from dkp_tui.train.kd import FrozenTeacher
-    from dkp_tui.train.loop import _train_step
-    from dkp_tui.train.setup import build_model, pick_device, pick_precision
+    from dkp_tui.train.loop import train_step
+    from dkp_tui.train.setup import build_model, build_optimizer, pick_precision
 
     t = cfg.train
     device = pick_device(t.device)
@@ -157,17 +158,14 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     model, rec_loss, nhwc = build_model(cfg, device)
     teacher = None
     if role == "student":
-        teacher = FrozenTeacher(build_detector(cfg.model).to(device))
+        teacher = FrozenTeacher(AutoLink(cfg.model).detector.to(device))
     if tweak is not None:
         tweak(model, rec_loss)
     kd_feats = kd_features(cfg.kd.layer) if teacher is not None else ()
-    opt_cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
-                        eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay,
-                        **({"fused": True} if device.type == "cuda" else {}))
+    optimizer = build_optimizer(cfg, model, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     gen = torch.Generator(device=device).manual_seed(t.seed)
-    step_fn = torch.compile(_train_step) if t.compile and device.type == "cuda" else _train_step
+    step_fn = torch.compile(train_step) if t.compile and device.type == "cuda" else train_step
     device_batches = []
     for image, depth in batches:
         x = (image if role == "student" else depth).to(device)
@@ -294,7 +292,7 @@ def measure_loader(cfg: Config, n_batches: int = 0) -> dict[str, Any]:
 def measure_depth_cache(dataset: Path, split: str = "train", batch: int = 64, tag: str = "",
                         budget_s: float = 1.0) -> dict[str, Any]:
     """Images/s reading the uint16 depth cache in shuffled batches and decoding to [-1, 1] float32 tensors."""
-    from dkp_tui.data.depth_cache import open_depth
+    from dkp_tui.formats.depth_cache import open_depth
 
     depth = open_depth(dataset, split, tag)
     order = np.random.default_rng(0).permutation(len(depth))
@@ -323,7 +321,7 @@ def bench_dataset(size: int, n_train: int = 128, keep: str | None = None) -> Ite
 
     if keep:
         root = Path(keep)
-        if not (root / "dataset.json").is_file():
+        if not (root / MANIFEST).is_file():
             generate_dataset(root, size=size, n_train=n_train, n_fit=16, n_test=16, background="cluttered",
                              seed=0, progress=False)
         yield root
@@ -368,7 +366,7 @@ def run_bench(preset: str, device: str = "", steps: int = 0, batch: int | None =
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     probe = load_config(preset or None, list(overrides or []) + ([f'train.device="{device}"'] if device else []))
-    from dkp_tui.train.setup import pick_device
+    from dkp_tui.devices import pick_device
 
     dev = pick_device(probe.train.device)
     result: dict[str, Any] = {"preset": preset, "device": str(dev)}

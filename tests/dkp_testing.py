@@ -33,8 +33,8 @@ def random_weights(path: Path, dataset: Path, role: str = "student", seed: int =
     import torch
 
     from dkp_tui.config import load_config
+    from dkp_tui.formats.run_dir import save_weights
     from dkp_tui.model.autolink import AutoLink
-    from dkp_tui.train.runs import save_weights
 
     cfg = load_config(None, tiny_overrides(dataset, **extra))
     torch.manual_seed(seed)

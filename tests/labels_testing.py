@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dkp_tui.data.layout import open_split, read_manifest
+from dkp_tui.formats.dataset_dir import open_split, read_manifest
 
 PAD = 8  # columns added each side of the "wide" frames, rows (PAD - 2) each side of the "tall" ones
 

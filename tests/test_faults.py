@@ -26,9 +26,9 @@ from typer.testing import CliRunner
 
 from dkp_tui.cli import app
 from dkp_tui.config import load_config
+from dkp_tui.formats.run_dir import load_weights, read_run_config, read_run_info
 from dkp_tui.locks import LOCK_NAME, remove_dead_temps, writer_lock
 from dkp_tui.train import loop
-from dkp_tui.train.runs import load_weights, read_run_config, read_run_info
 
 runner = CliRunner()
 TESTS = Path(__file__).resolve().parent
@@ -186,7 +186,7 @@ def test_two_prepares_started_together_one_wins(tmp_path: Path):
             "--workers", "1", "--quiet"]
     go = tmp_path / "go"
     _one_winner(_together([_waiting_cli(go, i, argv) for i in range(2)], go))
-    from dkp_tui.data.layout import read_manifest
+    from dkp_tui.formats.dataset_dir import read_manifest
 
     assert read_manifest(out).splits["train"].count == 300
     assert not _temps(out) and not (out / LOCK_NAME).exists()
@@ -263,7 +263,7 @@ def test_two_depth_imports_started_together_one_wins(tiny_dataset: Path, tmp_pat
     argv = ["depth", str(data), "--import", str(maps), "--shard-size", "16", "--quiet"]
     go = tmp_path / "go"
     _one_winner(_together([_waiting_cli(go, i, argv) for i in range(2)], go))
-    from dkp_tui.data.depth_cache import open_depth
+    from dkp_tui.formats.depth_cache import open_depth
 
     assert len(open_depth(data, "train", "imported")) == 48 and not (data / "depth" / LOCK_NAME).exists()
 
@@ -346,14 +346,14 @@ def test_sigterm_of_prepare_then_rerun(tmp_path: Path):
     assert not (out / "dataset.json").exists() and not _temps(out)  # unfinished: never looks like a data set
     r = runner.invoke(app, ["prepare", "synthetic", *argv[2:]])
     assert r.exit_code == 0, r.output
-    from dkp_tui.data.layout import read_manifest
+    from dkp_tui.formats.dataset_dir import read_manifest
 
     assert read_manifest(out).splits["train"].count == 8 and not (out / LOCK_NAME).exists()
 
 
 def _data_and_maps(tiny_dataset: Path, tmp_path: Path) -> tuple[Path, Path]:
     """A copy of the tiny data set without depth, and a folder of depth maps for `dkp depth --import`."""
-    from dkp_tui.data.layout import read_manifest
+    from dkp_tui.formats.dataset_dir import read_manifest
 
     data, maps = tmp_path / "data", tmp_path / "maps"
     shutil.copytree(tiny_dataset, data, ignore=shutil.ignore_patterns("depth"))
@@ -371,7 +371,7 @@ def test_sigterm_of_depth_then_rerun(tiny_dataset: Path, tmp_path: Path):
     argv = ["depth", str(data), "--import", str(maps), "--shard-size", "16", "--quiet"]
     proc = subprocess.Popen(_script(f"""
         import time
-        from dkp_tui.data import depth_cache
+        from dkp_tui.formats import depth_cache
         real = depth_cache.write_shard
         def slow(*args, **kwargs):
             real(*args, **kwargs)
@@ -575,7 +575,7 @@ def test_a_refused_foreign_folder_keeps_its_temp_looking_files(tmp_path: Path):
 
 
 def test_interruption_names_the_last_completed_step(tiny_dataset: Path, tmp_path: Path, monkeypatch):
-    real_step, calls = loop._train_step, {"n": 0}
+    real_step, calls = loop.train_step, {"n": 0}
 
     def crashing_step(*args, **kwargs):
         calls["n"] += 1
@@ -583,7 +583,7 @@ def test_interruption_names_the_last_completed_step(tiny_dataset: Path, tmp_path
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "_train_step", crashing_step)
+    monkeypatch.setattr(loop, "train_step", crashing_step)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_dataset, tmp_path / "cut", iterations=6)
     info = read_run_info(tmp_path / "cut")

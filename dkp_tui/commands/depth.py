@@ -9,8 +9,8 @@ import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
 from dkp_tui.commands.launch import relaunch_torchrun
-from dkp_tui.data.depth_cache import DEFAULT_SHARD_SIZE
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.depth_cache import DEFAULT_SHARD_SIZE
 
 DEFAULT_MODEL = "Intel/dpt-swinv2-large-384"  # = dkp_tui.depth.midas.DEFAULT_MODEL (not imported: keeps --help fast)
 
@@ -76,8 +76,8 @@ def _depth_command(
         raise DkpError("--import runs in one process (it is disk-bound); drop --nproc / torchrun")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(relaunch_torchrun(nproc))
-    from dkp_tui.data.depth_cache import depth_root
-    from dkp_tui.data.layout import read_manifest
+    from dkp_tui.formats.dataset_dir import read_manifest
+    from dkp_tui.formats.depth_cache import depth_root
     from dkp_tui.locks import writer_lock
 
     read_manifest(dataset)  # not a data set: refused before the lock creates DATASET/depth

@@ -73,7 +73,7 @@ def _train_command(
         raise DkpError(f"--teacher takes 'depth' (got {teacher!r})")
 
     if resume is not None:
-        from dkp_tui.train.runs import read_run_config, read_run_info
+        from dkp_tui.formats.run_dir import read_run_config, read_run_info
 
         info = read_run_info(resume)
         cfg = read_run_config(resume)

@@ -327,20 +327,3 @@ def inside(yx: np.ndarray, size: int) -> np.ndarray:
     """(...) bool: the stored point lies on the stored frame (within its outer pixel edges)."""
     yx = np.asarray(yx)
     return np.all((yx >= -0.5) & (yx <= size - 0.5), axis=-1)
-
-
-GEOMETRY = "geometry.npy"  # per labelled split: float32 N x 4 (top, left, h, w) of the stored region, original px
-
-
-def load_geometry(split_dir: Path, n: int, size: int) -> np.ndarray:
-    """The stored regions of a labelled folder split; a set without them (synthetic) is its own frame."""
-    path = Path(split_dir) / GEOMETRY
-    if not path.is_file():
-        return np.tile(np.array([0.0, 0.0, size, size]), (n, 1))
-    try:
-        geo = np.load(path, allow_pickle=False).astype(np.float64)
-    except (ValueError, OSError, EOFError) as err:
-        raise DkpError(f"{path}: unreadable ({err}); rerun `dkp prepare --force`") from None
-    if geo.shape != (n, 4) or not np.all(np.isfinite(geo)) or np.any(geo[:, 2:] <= 0):
-        raise DkpError(f"{path}: expected {n} x 4 positive regions, got {geo.shape}; rerun `dkp prepare --force`")
-    return geo

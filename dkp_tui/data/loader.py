@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dkp_tui.data.depth_cache import open_depth
-from dkp_tui.data.layout import open_split, read_manifest
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.dataset_dir import open_split, read_manifest
+from dkp_tui.formats.depth_cache import open_depth
 
 _PERM_STREAM, _FLIP_STREAM = 0, 1  # independent RNG streams under one seed
 

@@ -35,23 +35,31 @@ import numpy as np
 
 from dkp_tui.atomic import check_output_dir, write_json
 from dkp_tui.data import images as im
-from dkp_tui.data.layout import (
+from dkp_tui.errors import DkpError
+from dkp_tui.formats.dataset_dir import (
+    GEOMETRY,
+    IMAGES,
+    KEYPOINTS,
+    LABELS_DIR,
     LAYOUT_VERSION,
     MANIFEST,
+    MASKS,
+    NAMES,
+    REPORT,
     SPLITS,
+    VISIBLE,
     Manifest,
     SplitInfo,
     create_image_array,
     finish_array,
+    partial_path,
     read_manifest,
     save_array,
     write_manifest,
 )
-from dkp_tui.errors import DkpError
+from dkp_tui.formats.depth_cache import DEPTH_DIR
 from dkp_tui.locks import remove_dead_temps, writer_lock
 
-REPORT = "prepare_report.json"
-LABELS_DIR = "labels"
 OWNED = frozenset({MANIFEST, REPORT, LABELS_DIR, *SPLITS})  # what a rebuild may delete (never depth/)
 _CHUNK = 32
 
@@ -209,7 +217,7 @@ def fingerprint(plan: Plan, image_size: int) -> str:
 
 
 def _complete(out: Path, manifest: Manifest) -> bool:
-    return all((out / (info.same_as or name) / "images.npy").is_file() for name, info in manifest.splits.items())
+    return all((out / (info.same_as or name) / IMAGES).is_file() for name, info in manifest.splits.items())
 
 
 def reusable(out: Path, fp: str, force: bool) -> Manifest | None:
@@ -237,7 +245,7 @@ def reusable(out: Path, fp: str, force: bool) -> Manifest | None:
 
 def refuse_foreign(out: Path, force: bool) -> None:
     """A folder that holds something other than a data set is written into only with --force."""
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in OWNED | {"depth"} and not p.name.startswith("."))
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OWNED | {DEPTH_DIR} and not p.name.startswith("."))
     if foreign and not force:
         raise DkpError(f"--out {out} is not empty and is not a dkp data set (it holds {foreign[0]}"
                        f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}); choose an empty or new "
@@ -348,10 +356,6 @@ def _check_space(out: Path, plan: Plan, size: int) -> None:
 # -- decoding ---------------------------------------------------------------------------------------------------
 
 
-def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial.npy")
-
-
 @dataclass
 class _Target:
     images: np.ndarray
@@ -401,8 +405,8 @@ def _decode_split(split: str, sp: SplitPlan, out: Path, size: int, workers: int,
                   notes: list[str]) -> tuple[list[Problem], _Target]:
     n = len(sp.frames)
     d = out / split
-    images = create_image_array(d / "images.npy", n, size)
-    masks = (np.lib.format.open_memmap(_partial(d / "masks.npy"), mode="w+", dtype=np.uint8, shape=(n, size, size))
+    images = create_image_array(d / IMAGES, n, size)
+    masks = (np.lib.format.open_memmap(partial_path(d / MASKS), mode="w+", dtype=np.uint8, shape=(n, size, size))
              if sp.has_masks else None)
     t = _Target(images, masks, np.zeros(n, dtype=bool))
     still = [i for i, f in enumerate(sp.frames) if f.video_index < 0]
@@ -423,14 +427,14 @@ def _compact(split: str, sp: SplitPlan, out: Path, t: _Target, size: int) -> _Ta
     keep = np.flatnonzero(t.ok)
     d = out / split
     old_masks = t.masks
-    moved = _partial(d / "images.npy").with_suffix(".old.npy")
+    moved = partial_path(d / IMAGES).with_suffix(".old.npy")
     t.images.flush()
-    _partial(d / "images.npy").replace(moved)
+    partial_path(d / IMAGES).replace(moved)
     src = np.load(moved, mmap_mode="r")
-    images = create_image_array(d / "images.npy", len(keep), size)
+    images = create_image_array(d / IMAGES, len(keep), size)
     masks = None
     if old_masks is not None:
-        masks = np.lib.format.open_memmap(_partial(d / "masks.npy").with_suffix(".new.npy"), mode="w+",
+        masks = np.lib.format.open_memmap(partial_path(d / MASKS).with_suffix(".new.npy"), mode="w+",
                                           dtype=np.uint8, shape=(len(keep), size, size))
     for k in range(0, len(keep), 1024):
         rows = keep[k:k + 1024]
@@ -442,8 +446,8 @@ def _compact(split: str, sp: SplitPlan, out: Path, t: _Target, size: int) -> _Ta
     if masks is not None:
         masks.flush()
         del old_masks
-        _partial(d / "masks.npy").with_suffix(".new.npy").replace(_partial(d / "masks.npy"))
-        masks = np.load(_partial(d / "masks.npy"), mmap_mode="r+")
+        partial_path(d / MASKS).with_suffix(".new.npy").replace(partial_path(d / MASKS))
+        masks = np.load(partial_path(d / MASKS), mmap_mode="r+")
     _drop(sp, set(np.flatnonzero(~t.ok).tolist()))
     return _Target(images, masks, np.ones(len(keep), dtype=bool))
 
@@ -555,16 +559,16 @@ def _drop_problems(plan: Plan, problems: Sequence[Problem]) -> None:
 
 def _write_split(out: Path, split: str, sp: SplitPlan, t: _Target) -> None:
     d = out / split
-    finish_array(d / "images.npy", t.images)
+    finish_array(d / IMAGES, t.images)
     if t.masks is not None:
-        finish_array(d / "masks.npy", t.masks)
+        finish_array(d / MASKS, t.masks)
     if sp.keypoints is not None:
         visible = sp.visible if sp.visible is not None else np.ones(sp.keypoints.shape[:2], dtype=bool)
-        save_array(d / "keypoints.npy", np.ascontiguousarray(sp.keypoints, dtype=np.float32))
-        save_array(d / "visible.npy", np.ascontiguousarray(visible, dtype=bool))
+        save_array(d / KEYPOINTS, np.ascontiguousarray(sp.keypoints, dtype=np.float32))
+        save_array(d / VISIBLE, np.ascontiguousarray(visible, dtype=bool))
     if sp.geometry is not None:
-        save_array(d / "geometry.npy", np.ascontiguousarray(sp.geometry, dtype=np.float32))
-    write_json(d / "names.json", [f.name for f in sp.frames], indent=None)
+        save_array(d / GEOMETRY, np.ascontiguousarray(sp.geometry, dtype=np.float32))
+    write_json(d / NAMES, [f.name for f in sp.frames], indent=None)
 
 
 def _manifest(plan: Plan, size: int, fp: str, n_skipped: int) -> Manifest:

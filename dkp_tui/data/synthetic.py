@@ -28,13 +28,13 @@ import cv2
 import numpy as np
 
 from dkp_tui.atomic import check_output_dir
-from dkp_tui.data import depth_cache as cache
-from dkp_tui.data import layout
-from dkp_tui.data.layout import Manifest, SplitInfo
 from dkp_tui.data.prepare_common import refuse_foreign
 from dkp_tui.data.synthetic_render import NOISE, PLAIN, STRIPES, Canvas, Paint, bar, capsule, patch
 from dkp_tui.data.synthetic_scene import pick as _pick
 from dkp_tui.errors import DkpError
+from dkp_tui.formats import dataset_dir as layout
+from dkp_tui.formats import depth_cache as cache
+from dkp_tui.formats.dataset_dir import Manifest, SplitInfo
 from dkp_tui.locks import remove_dead_temps, writer_lock
 
 GENERATOR_VERSION = 1

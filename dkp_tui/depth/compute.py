@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dkp_tui import distributed
-from dkp_tui.data import depth_cache as cache
-from dkp_tui.data.layout import manifest_hash, open_split, read_manifest
 from dkp_tui.depth.runner import Timer, physical_splits, plan_jobs, rank_share, run_jobs, summary
 from dkp_tui.depth.weights import DEFAULT_MODEL, fetch_model, resolve_model
 from dkp_tui.errors import DkpError
+from dkp_tui.formats import depth_cache as cache
+from dkp_tui.formats.dataset_dir import manifest_hash, open_split, read_manifest
 
 if TYPE_CHECKING:
     import torch

@@ -22,8 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from dkp_tui.data import depth_cache as cache
-from dkp_tui.data.layout import manifest_hash, open_split, read_manifest
 from dkp_tui.depth.normalise import (
     ENCODING,
     NORMALISATION,
@@ -34,6 +32,8 @@ from dkp_tui.depth.normalise import (
 )
 from dkp_tui.depth.runner import SplitPlan, Timer, physical_splits, plan_jobs, run_jobs, summary
 from dkp_tui.errors import DkpError
+from dkp_tui.formats import depth_cache as cache
+from dkp_tui.formats.dataset_dir import manifest_hash, open_split, read_manifest
 
 SUFFIXES = (".png", ".npy")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".npy", ".exr"}

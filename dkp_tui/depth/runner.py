@@ -31,9 +31,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from dkp_tui.data import depth_cache as cache
-from dkp_tui.data.layout import Manifest, open_split
 from dkp_tui.errors import DkpError
+from dkp_tui.formats import depth_cache as cache
+from dkp_tui.formats.dataset_dir import Manifest, open_split
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def find_previous(run: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
     """The latest record in ``eval.json`` with the same ``key`` (see ``eval_key``)."""
     import json
 
-    from dkp_tui.train.runs import EVAL_JSON
+    from dkp_tui.formats.run_dir import EVAL_JSON
 
     path = Path(run) / EVAL_JSON
     if not path.is_file():
@@ -91,8 +91,7 @@ _MEAN_POSE: dict[tuple[str, ...], dict[str, Any]] = {}
 
 def split_geometry(dataset: Path, manifest: Any, split: str, n: int) -> Any:
     """A labelled folder split's stored regions in original pixels (identity for sets that have none)."""
-    from dkp_tui.data.labels import load_geometry
-    from dkp_tui.data.layout import split_dir
+    from dkp_tui.formats.dataset_dir import load_geometry, split_dir
 
     return load_geometry(split_dir(dataset, manifest, split), n, int(manifest.image_size))
 
@@ -108,7 +107,7 @@ def mean_pose_reference(dataset: str | Path, name: str, swap_table: str = "refer
     """
     import numpy as np
 
-    from dkp_tui.data.layout import manifest_hash, open_split, read_manifest
+    from dkp_tui.formats.dataset_dir import manifest_hash, open_split, read_manifest
 
     dataset = Path(dataset)
     key = (str(dataset.resolve()), manifest_hash(dataset), name, swap_table if name == "h36m" else "",
@@ -158,8 +157,8 @@ def detect_eval_splits(detector: Any, dataset: Path, manifest: Any, name: str, c
                        batch_size: int, device: Any,
                        progress: Callable[[str, int, int], None] | None = None) -> tuple[EvalSplit, EvalSplit]:
     """The frozen detector's keypoints on the fit and test splits, with their labels, as the protocols take them."""
-    from dkp_tui.data.layout import open_split
-    from dkp_tui.eval.predict import predict_split
+    from dkp_tui.formats.dataset_dir import open_split
+    from dkp_tui.inference.predict import predict_split
 
     if "fit" not in manifest.splits and manifest.kind == "folder":
         raise DkpError(f"{dataset}: a folder set without labels (no fit and test splits); prepare it with "
@@ -214,9 +213,10 @@ def evaluate_with_splits(req: EvalRequest, *, save: bool = True,
 
 def _evaluate(req: EvalRequest, save: bool, reuse: bool, progress: Callable[[str, int, int], None] | None
               ) -> tuple[dict[str, Any], EvalSplit | None, EvalSplit | None]:
-    from dkp_tui.data.layout import manifest_hash, read_manifest
-    from dkp_tui.eval.predict import load_detector, pick_device, weights_path
-    from dkp_tui.train.runs import append_eval, is_run_dir, read_run_info
+    from dkp_tui.devices import pick_device
+    from dkp_tui.formats.dataset_dir import manifest_hash, read_manifest
+    from dkp_tui.formats.run_dir import append_eval, is_run_dir, read_run_info
+    from dkp_tui.inference.predict import load_detector, weights_path
 
     run = Path(req.run)
     device = pick_device(req.device)
@@ -239,7 +239,7 @@ def _evaluate(req: EvalRequest, save: bool, reuse: bool, progress: Callable[[str
     kind = "depth" if role == "teacher" else "rgb"
     depth_tag = ""
     if kind == "depth":
-        from dkp_tui.data.depth_cache import resolve_tag
+        from dkp_tui.formats.depth_cache import resolve_tag
 
         depth_tag = resolve_tag(dataset, cfg.data.depth_tag)
     options: dict[str, Any] = {"image_size": cfg.model.image_size}

@@ -26,7 +26,7 @@ def rescale_map(m: joints.JointMap, ratio: float) -> joints.JointMap:
 
 def fit_run_joints(req: EvalRequest, out: str | Path, folds: int = joints.CV_FOLDS) -> dict[str, Any]:
     """Fit, cross-validate and save; returns the summary ``--json`` prints."""
-    from dkp_tui.data.layout import read_manifest
+    from dkp_tui.formats.dataset_dir import read_manifest
 
     out = Path(out)
     if out.suffix != ".safetensors":

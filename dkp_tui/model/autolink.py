@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dkp_tui.config import KD_LAYERS, ModelConfig
-from dkp_tui.model.backbone import build_detector
+from dkp_tui.model.backbone import new_detector
 from dkp_tui.model.decoder import Decoder, cell_mask
 from dkp_tui.model.detector import DetectorOutput, init_weights
 from dkp_tui.model.edges import EdgeGraph
@@ -89,7 +89,7 @@ class AutoLink(nn.Module):
         self.cfg = cfg
         self.image_size = cfg.image_size
         self.thickness = float(cfg.thickness)
-        self.detector = build_detector(cfg, pretrained)  # pretrained: ImageNet weights into its encoder
+        self.detector = new_detector(cfg, pretrained)  # pretrained: ImageNet weights into its encoder
         self.edges = EdgeGraph(cfg.n_keypoints, sklr=cfg.sklr, floor=cfg.edge_floor)
         self.decoder = Decoder(width=cfg.width)
         self.alpha = nn.Parameter(torch.tensor(1.0))

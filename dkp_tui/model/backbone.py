@@ -8,7 +8,7 @@ from dkp_tui.config import ModelConfig
 from dkp_tui.model.detector import Detector
 
 
-def build_detector(cfg: ModelConfig, pretrained: bool = False) -> nn.Module:
+def new_detector(cfg: ModelConfig, pretrained: bool = False) -> nn.Module:
     """A fresh detector; ``pretrained`` copies the ImageNet weights into a pretrained encoder (a new run; a run
     that is loaded or resumed gets all its weights from its own files and never needs the ImageNet file)."""
     if cfg.backbone == "efficientnet_lite0":

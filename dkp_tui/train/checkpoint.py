@@ -16,8 +16,8 @@ from safetensors import SafetensorError
 
 from dkp_tui.atomic import write_json
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.run_dir import CKPT_DIR, RUN_FORMAT
 from dkp_tui.integrity import load_safetensors, save_safetensors
-from dkp_tui.train.runs import CKPT_DIR, RUN_FORMAT
 from dkp_tui.version import __version__
 
 STATE_TENSORS = "state.safetensors"

@@ -21,16 +21,11 @@ from dkp_tui import distributed
 from dkp_tui.atomic import check_output_dir
 from dkp_tui.config import Config
 from dkp_tui.data.loader import BatchLoader
+from dkp_tui.devices import pick_device
 from dkp_tui.errors import DkpError, os_error_text
 from dkp_tui.extras import require
-from dkp_tui.locks import writer_lock
-from dkp_tui.model.autolink import AutoLink, kd_embedding, kd_features
-from dkp_tui.model.decoder import cell_mask
-from dkp_tui.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from dkp_tui.train.kd import FrozenTeacher, kd_cosine_loss
-from dkp_tui.train.metrics import MetricsWriter
-from dkp_tui.train.progress import TrainProgress
-from dkp_tui.train.runs import (
+from dkp_tui.formats.metrics import MetricsWriter
+from dkp_tui.formats.run_dir import (
     METRICS,
     READER_FILES,
     ROLES,
@@ -38,20 +33,26 @@ from dkp_tui.train.runs import (
     SAMPLES,
     WEIGHTS,
     RunInfo,
+    is_finished,
     is_run_dir,
     read_run_info,
     save_weights,
     write_run_config,
     write_run_info,
 )
+from dkp_tui.locks import writer_lock
+from dkp_tui.model.autolink import AutoLink, kd_embedding, kd_features
+from dkp_tui.model.decoder import cell_mask
+from dkp_tui.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from dkp_tui.train.kd import FrozenTeacher, kd_cosine_loss
+from dkp_tui.train.progress import TrainProgress
 from dkp_tui.train.samples import SampleSet
 from dkp_tui.train.schedule import lr_at
 from dkp_tui.train.setup import (
     autocast,
     build_model,
+    build_optimizer,
     load_teacher_detector,
-    param_groups,
-    pick_device,
     pick_precision,
     seed_everything,
 )
@@ -110,7 +111,7 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
     info: RunInfo | None = None  # ranks other than 0 never write it
     if resume:  # read again under the lock: a writer that held it until now may have moved the run on
         info = read_run_info(run_dir)
-        if info.status == "finished" and info.step >= t.iterations:
+        if is_finished(info, t.iterations):
             return info
         teacher_run = info.teacher_run if teacher_run is None else teacher_run
         distill = role == "student" and teacher_run is not None and cfg.kd.gamma > 0
@@ -125,14 +126,12 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
 
     # -- model, loss, teacher, optimizer ------------------------------------------------------------
     resuming = resume and has_checkpoint(run_dir)
-    model, rec_loss, nhwc = build_model(cfg, device, pretrained=not resuming)
+    model, rec_loss, nhwc = build_model(cfg, device, pretrained=not resuming)  # a checkpoint holds the encoder
     teacher = None
     if distill:
         teacher = FrozenTeacher(load_teacher_detector(Path(teacher_run), cfg, device))  # type: ignore[arg-type]
     kd_feats = kd_features(cfg.kd.layer) if teacher is not None else ()
-    opt_cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(param_groups(model, o.backbone_lr_scale), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
-                        weight_decay=o.weight_decay, **({"fused": True} if device.type == "cuda" else {}))
+    optimizer = build_optimizer(cfg, model, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     mask_gen = torch.Generator(device=device).manual_seed(t.seed * 1009 + dist_info.rank)
 
@@ -163,9 +162,9 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if device.type == "cuda" else model
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         raw_model = model.module
-    step_fn = _train_step
+    step_fn = train_step
     if t.compile and device.type == "cuda":
-        step_fn = torch.compile(_train_step)
+        step_fn = torch.compile(train_step)
 
     # -- logging (rank 0 only) ----------------------------------------------------------------------
     writer = samples = progress = tensorboard = None
@@ -260,10 +259,11 @@ class _NonFinite(Exception):
         self.step, self.losses = step, losses
 
 
-def _train_step(model: torch.nn.Module, rec_loss: torch.nn.Module, teacher: FrozenTeacher | None, cfg: Config,
+def train_step(model: torch.nn.Module, rec_loss: torch.nn.Module, teacher: FrozenTeacher | None, cfg: Config,
                 x: torch.Tensor, depth: torch.Tensor | None, mask: torch.Tensor, kd_feats: tuple[str, ...],
                 device: torch.device, amp_dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
-    """Forward and loss of one step: lambda * L_rec (+ gamma * L_KD against the frozen teacher)."""
+    """Forward and loss of one step: lambda * L_rec (+ gamma * L_KD against the frozen teacher); what `dkp bench`
+    times, so its figures are the loop's."""
     with autocast(device, amp_dtype):
         out = model(x, mask, features=kd_feats)
         loss_rec = rec_loss(out.recon, x)

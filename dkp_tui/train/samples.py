@@ -10,16 +10,13 @@ import numpy as np
 import torch
 
 from dkp_tui.config import Config
-from dkp_tui.data.layout import read_manifest
+from dkp_tui.formats.dataset_dir import read_manifest
+from dkp_tui.formats.run_dir import sample_name
+from dkp_tui.inference.predict import to_uint8
 from dkp_tui.viz import draw_keypoints, image_grid, save_png, strong_edges
 
 if TYPE_CHECKING:
     from dkp_tui.train.tensorboard import TensorBoardLog
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B,3,H,W) in [-1,1] to (B,H,W,3) uint8."""
-    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 @dataclass
@@ -62,13 +59,13 @@ class SampleSet:
             detector.train(was_training)
         weights = model.edges.weight_matrix().float().cpu().numpy()
         edges = strong_edges(weights)
-        grid = self._save(out_dir / f"step_{step:07d}.png", self.images, kps, edges)
+        grid = self._save(out_dir / sample_name(step), self.images, kps, edges)
         if mirror is not None:
             mirror.image("samples/keypoints", step, grid)
             mirror.histogram("edges/weights", step, weights[np.triu_indices(weights.shape[0], 1)])
         if teacher is not None and self.depth is not None:
             tkps = teacher.detector(self.depth).keypoints.float().cpu().numpy()
-            grid = self._save(out_dir / f"step_{step:07d}_teacher.png", self.depth, tkps, [])
+            grid = self._save(out_dir / sample_name(step, teacher=True), self.depth, tkps, [])
             if mirror is not None:
                 mirror.image("samples/teacher", step, grid)
 

@@ -1,10 +1,12 @@
-"""Choosing the device and precision, seeding, and loading the frozen teacher: the decisions the loop relies on."""
+"""Choosing the precision, building the model and optimizer, seeding, and loading the frozen teacher: the decisions
+the loop (and `dkp bench`) rely on."""
 
 from __future__ import annotations
 
 import random
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -13,21 +15,8 @@ from torch import nn
 from dkp_tui.config import OUTPUT_KD_LAYERS, Config
 from dkp_tui.errors import DkpError
 
-
-def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DkpError("--device cuda requested but CUDA is not available; use --device cpu")
-        return torch.device(requested if ":" in requested else f"cuda:{local_rank}")
-    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DkpError("--device mps requested but MPS is not available; use --device cpu")
-    return torch.device(requested)
+if TYPE_CHECKING:
+    from dkp_tui.model.detector import Detector
 
 
 def pick_precision(requested: str, device: torch.device) -> torch.dtype | None:
@@ -118,15 +107,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_teacher_detector(teacher_run: Path, cfg: Config, device: torch.device) -> nn.Module:
+def build_optimizer(cfg: Config, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg.optim`` over the model's parameter groups (fused kernels on CUDA)."""
+    opt_cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
+    return opt_cls(param_groups(model, cfg.optim.backbone_lr_scale), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+                   eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay,
+                   **({"fused": True} if device.type == "cuda" else {}))
+
+
+def load_teacher_detector(teacher_run: Path, cfg: Config, device: torch.device) -> Detector:
     """The teacher's detector, checked against the student's config (same K and image size; at a hidden KD layer
     also the same backbone and width). Its backbone is the teacher's own, which may differ from the student's."""
-    from dkp_tui.model.backbone import build_detector
-    from dkp_tui.train.runs import WEIGHTS, config_from_weights, load_weights
+    from dkp_tui.formats.run_dir import WEIGHTS
+    from dkp_tui.inference.predict import build_detector, read_weights
 
     weights = Path(teacher_run) / WEIGHTS if Path(teacher_run).is_dir() else Path(teacher_run)
-    tensors, meta = load_weights(weights)
-    tcfg = config_from_weights(meta, str(weights))
+    tensors, tcfg, meta = read_weights(weights)
     if meta.get("role") != "teacher":
         raise DkpError(f"{teacher_run}: role is {meta.get('role')!r}, not a depth teacher "
                        "(train one with `dkp train --teacher depth`)")
@@ -144,13 +140,7 @@ def load_teacher_detector(teacher_run: Path, cfg: Config, device: torch.device) 
     if hidden and tcfg.model.width != cfg.model.width:
         raise DkpError(f"--teacher-run {teacher_run}: kd.layer={cfg.kd.layer} compares hidden features, so teacher "
                        f"width {tcfg.model.width} must equal the student's {cfg.model.width}")
-    detector = build_detector(tcfg.model)
-    state = {k[len("detector."):]: v for k, v in tensors.items() if k.startswith("detector.")}
-    missing, unexpected = detector.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise DkpError(f"{weights}: teacher weights do not fit the detector (missing {len(missing)}, "
-                       f"unexpected {len(unexpected)})")
-    return detector.to(device)
+    return build_detector(tensors, tcfg, weights).to(device)
 
 
 def param_groups(model: nn.Module, backbone_lr_scale: float) -> list[dict]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from dkp_tui.errors import DkpError
 from dkp_tui.extras import require
-from dkp_tui.jsonl import read_jsonl
+from dkp_tui.formats.jsonl import read_jsonl
 
 TB_DIR = "tensorboard"  # under the run directory
 TAGS = {
@@ -87,7 +87,7 @@ def convert_run(run: str | Path, out_dir: str | Path) -> dict[str, Any]:
     """An existing run's metrics.jsonl (and samples/ PNGs) as event files in ``out_dir``, which must not exist
     yet: everything is written to a temporary directory next to it and renamed, so a failed conversion leaves
     nothing that TensorBoard would show half of."""
-    from dkp_tui.train.runs import METRICS, SAMPLES
+    from dkp_tui.formats.run_dir import METRICS, SAMPLES
 
     require("tensorboard")  # before anything is created
     run, out_dir = Path(run), Path(out_dir)

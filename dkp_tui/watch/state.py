@@ -1,14 +1,13 @@
 """Run discovery and the metrics model the dashboard's widgets read (no widgets, no torch, no writes).
 
-The file names below repeat ``dkp_tui.train.runs`` on purpose: that module imports torch, and the dashboard must
-start in well under a second, so it reads the run directory's JSON files directly.
+The run directory's names and the metrics record's keys come from ``dkp_tui.formats``, which loads no torch: the
+dashboard must start in well under a second, so it reads the run directory's JSON files directly.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import statistics
 from collections import deque
 from collections.abc import Callable
@@ -19,32 +18,16 @@ from typing import Any
 import numpy as np
 
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.metrics import SERIES_KEYS
+from dkp_tui.formats.run_dir import CKPT_DIR, METRICS, RUN_JSON, SAMPLES, parse_sample_name
 from dkp_tui.watch.tail import JsonlTailer
 
-RUN_JSON = "run.json"  # = dkp_tui.train.runs.RUN_JSON
-METRICS = "metrics.jsonl"  # = dkp_tui.train.runs.METRICS
-SAMPLES = "samples"  # = dkp_tui.train.runs.SAMPLES
-SKIP_DIRS = {SAMPLES, "checkpoint", "__pycache__"}  # never hold runs; not descended into
+SKIP_DIRS = {SAMPLES, CKPT_DIR, "__pycache__"}  # never hold runs; not descended into
 
 STALL_FACTOR = 10.0  # running, but no line for this many usual intervals -> stalled
 STALL_MIN_S = 60.0  # ... and never sooner than this (checkpoints and sample grids take a while)
 STALL_NO_DATA_S = 600.0  # a run with no step lines yet is stalled after this long without any sign of life
 RATE_WINDOW = 32  # recent step lines used for the rate, the ETA and the usual interval
-
-SERIES_KEYS = (
-    "loss",
-    "loss_rec",
-    "loss_kd",
-    "lr",
-    "images_per_s",
-    "alpha",
-    "edge_w_mean",
-    "edge_w_std",
-    "edge_w_max",
-    "cpu_percent",
-    "rss_mb",
-    "gpu_mem_mb",
-)
 
 # chart groups: name -> (metric key, legend label); `m` cycles through them
 CHART_GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -55,8 +38,6 @@ CHART_GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
     "images/s": (("images_per_s", "img/s"),),
 }
 SMOOTHING_LEVELS = (0.0, 0.6, 0.9, 0.98)  # EMA weights that `s` cycles through (0 = raw)
-
-_SAMPLE_RE = re.compile(r"^step_(\d+)(_teacher)?\.png$")
 
 
 class Series:
@@ -183,9 +164,9 @@ def latest_samples(run: Path) -> tuple[Path | None, Path | None, int]:
     try:
         with os.scandir(run / SAMPLES) as it:
             for e in it:
-                m = _SAMPLE_RE.match(e.name)
-                if m:
-                    best.setdefault(int(m.group(1)), {})[m.group(2) is not None] = Path(e.path)
+                parsed = parse_sample_name(e.name)
+                if parsed:
+                    best.setdefault(parsed[0], {})[parsed[1]] = Path(e.path)
     except OSError:
         return None, None, 0
     steps = [s for s, d in best.items() if False in d]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dkp_tui.jsonl import parse_line
+from dkp_tui.formats.jsonl import parse_line
 
 HEAD_BYTES = (
     64  # compared on every poll: a file rewritten in place with other content is detected by its head
@@ -82,7 +82,7 @@ class JsonlTailer:
         for raw in complete:
             if not raw.strip():
                 continue
-            obj = parse_line(raw)  # the rule of every metrics reader (dkp_tui.jsonl)
+            obj = parse_line(raw)  # the rule of every metrics reader (dkp_tui.formats.jsonl)
             if obj is not None:
                 records.append(obj)
                 self.lines += 1

@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dkp_tui.data.layout import open_split, read_manifest
 from dkp_tui.data.synthetic import generate_dataset
+from dkp_tui.formats.dataset_dir import open_split, read_manifest
 
 PAD = 10  # columns of background added each side: the stored centre crop cuts them off again
 SCALE = 2

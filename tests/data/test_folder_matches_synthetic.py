@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from dkp_tui.cli import app
 from dkp_tui.config import load_config
-from dkp_tui.data.depth_cache import open_depth, read_depth_manifest
-from dkp_tui.data.layout import open_split, read_manifest
+from dkp_tui.formats.dataset_dir import open_split, read_manifest
+from dkp_tui.formats.depth_cache import open_depth, read_depth_manifest
+from dkp_tui.formats.run_dir import WEIGHTS, load_weights
 from dkp_tui.train import loop
-from dkp_tui.train.runs import WEIGHTS, load_weights
 
 runner = CliRunner()
 N_TRAIN = 48

@@ -20,7 +20,15 @@ from typer.testing import CliRunner
 
 from dkp_tui.cli import app
 from dkp_tui.data import labels as lb
-from dkp_tui.data.layout import Manifest, SplitInfo, open_split, read_manifest, write_manifest, write_split
+from dkp_tui.formats.dataset_dir import (
+    GEOMETRY,
+    Manifest,
+    SplitInfo,
+    open_split,
+    read_manifest,
+    write_manifest,
+    write_split,
+)
 
 runner = CliRunner()
 
@@ -126,7 +134,7 @@ def test_a_resized_import_maps_labels_through_the_same_resize(imported, tiny_dat
         out = root / f"ds-big-{crop}"
         _ok(["prepare", "folder", big, "--labels", labels, "--out", out, "--size", 64, "--crop", crop, "-q"])
         fit = open_split(out, "fit")
-        geo = np.load(out / "fit" / lb.GEOMETRY)
+        geo = np.load(out / "fit" / GEOMETRY)
         back = lb.to_original(fit.keypoints, geo, 64)
         rows_ = [ex.names.index(n) for n in fit.names]
         np.testing.assert_allclose(back[fit.visible], xy[rows_][fit.visible], atol=1e-4)
@@ -187,7 +195,7 @@ def test_joints_fit_then_infer_predicts_the_test_joints_with_the_eval_error(labe
                                                                              tmp_path: Path) -> None:
     """Also on frames that must be shrunk to be stored: `dkp infer` crops and resizes an original file exactly as
     `dkp prepare` stored it (an OpenCV area resize of its own differed by a few grey levels and moved the error)."""
-    from dkp_tui.eval.infer import read_csv, read_image, square_input
+    from dkp_tui.inference.infer import read_csv, read_image, square_input
 
     ex, ds = labelled
     weights = random_weights(tmp_path / "model.safetensors", tiny_dataset)
@@ -268,7 +276,7 @@ def test_export_bakes_the_joints_into_the_onnx_model(imported, tiny_dataset: Pat
     import onnxruntime as ort
 
     from dkp_tui.eval.joints import load_map
-    from dkp_tui.eval.onnx_detector import pixels_to_unit, uint8_to_array
+    from dkp_tui.inference.onnx_detector import pixels_to_unit, uint8_to_array
 
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     frames = np.asarray(open_split(ds, "test").images[:3])
@@ -286,9 +294,9 @@ def test_export_bakes_the_joints_into_the_onnx_model(imported, tiny_dataset: Pat
 def test_runs_compare_on_a_labelled_folder_set(imported, tiny_dataset: Path, tmp_path: Path) -> None:
     """`dkp eval --runs N --compare --data DS` on your own labels: the teacher scored on the set's depth, the students
     on RGB, every row with the folder protocol and its mean pose (a fake trainer writes random weights)."""
-    from dkp_tui.data.depth_cache import open_depth
-    from dkp_tui.eval import repeats
-    from dkp_tui.train.runs import RunInfo, write_run_config, write_run_info
+    from dkp_tui.experiments import repeats
+    from dkp_tui.formats.depth_cache import open_depth
+    from dkp_tui.formats.run_dir import RunInfo, write_run_config, write_run_info
 
     ex, root = imported["ex"], imported["root"]
     ds = root / "ds-coco"

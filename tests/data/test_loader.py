@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from dkp_tui.data import depth_cache as cache
-from dkp_tui.data import layout
 from dkp_tui.data.loader import BatchLoader, eval_batches, images_to_tensor
 from dkp_tui.errors import DkpError
+from dkp_tui.formats import dataset_dir
+from dkp_tui.formats import depth_cache as cache
 
 N, SIZE = 42, 32
 
@@ -23,11 +23,11 @@ def paired(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("loader") / "paired"
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (N, SIZE, SIZE, 3), dtype=np.uint8)
-    layout.write_split(root, "train", images)
+    dataset_dir.write_split(root, "train", images)
     cache.write_depth_split(root, "red", "train", images[..., 0].astype(np.float32) / 255.0, shard_size=16)
     cache.write_depth_manifest(root, "red", {"model": "red-channel", "shard_size": 16})
-    layout.write_manifest(root, layout.Manifest(kind="folder", image_size=SIZE,
-                                                splits={"train": layout.SplitInfo(count=N)}))
+    dataset_dir.write_manifest(root, dataset_dir.Manifest(kind="folder", image_size=SIZE,
+                                                     splits={"train": dataset_dir.SplitInfo(count=N)}))
     return root
 
 
@@ -42,7 +42,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, atol: float) -> bool:
 
 
 def _stored(root: Path) -> torch.Tensor:
-    return images_to_tensor(np.asarray(layout.open_split(root, "train").images), SIZE)
+    return images_to_tensor(np.asarray(dataset_dir.open_split(root, "train").images), SIZE)
 
 
 def test_deterministic_by_seed_and_step(paired: Path) -> None:
@@ -126,9 +126,9 @@ def test_eval_batches_in_order_unflipped(paired: Path) -> None:
 
 def test_missing_depth_and_too_small_split(paired: Path, tmp_path: Path) -> None:
     root = tmp_path / "nodepth"
-    layout.write_split(root, "train", np.zeros((4, 8, 8, 3), np.uint8))
-    layout.write_manifest(root, layout.Manifest(kind="folder", image_size=8,
-                                                splits={"train": layout.SplitInfo(count=4)}))
+    dataset_dir.write_split(root, "train", np.zeros((4, 8, 8, 3), np.uint8))
+    dataset_dir.write_manifest(root, dataset_dir.Manifest(kind="folder", image_size=8,
+                                                     splits={"train": dataset_dir.SplitInfo(count=4)}))
     with pytest.raises(DkpError, match="depth"):
         BatchLoader(root, "train", 8, 2, 0, depth=True)
     with pytest.raises(DkpError, match="fewer than one batch"):

@@ -18,10 +18,10 @@ from dkp_tui.cli import app
 from dkp_tui.data.deepfashion import plan_deepfashion
 from dkp_tui.data.folder import plan_folder
 from dkp_tui.data.h36m import plan_h36m
-from dkp_tui.data.layout import open_split, read_manifest
-from dkp_tui.data.prepare_common import REPORT, prepare
+from dkp_tui.data.prepare_common import prepare
 from dkp_tui.data.taichi import plan_taichi
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.dataset_dir import REPORT, open_split, read_manifest
 
 runner = CliRunner()
 RNG = np.random.default_rng(0)

@@ -12,8 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from dkp_tui.cli import app
-from dkp_tui.data import depth_cache as cache
-from dkp_tui.data import layout
 from dkp_tui.data.synthetic import (
     DEFAULT,
     DEPTH_TAG,
@@ -25,6 +23,8 @@ from dkp_tui.data.synthetic import (
     sample_rng,
 )
 from dkp_tui.errors import DkpError
+from dkp_tui.formats import dataset_dir as layout
+from dkp_tui.formats import depth_cache as cache
 
 
 def _samples(n: int, size: int = 64, background: str = "cluttered", seed: int = 0) -> list:

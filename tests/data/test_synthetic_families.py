@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dkp_tui.cli import app
-from dkp_tui.data import layout
 from dkp_tui.data.synthetic import FAMILIES, render_family, render_sample, sample_rng
+from dkp_tui.formats import dataset_dir as layout
 
 OTHER = [f for f in FAMILIES if f != "figures"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dkp_tui.data.layout import Manifest, SplitInfo, write_manifest, write_split
+from dkp_tui.formats.dataset_dir import Manifest, SplitInfo, write_manifest, write_split
 
 MODEL_INPUT = 128  # the tiny model's processor size (the real ones use 256 or 384)
 FRAME = 32  # the tiny data set's frame size

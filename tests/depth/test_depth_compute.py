@@ -17,9 +17,9 @@ from depth_helpers import FRAME, MODEL_INPUT
 from typer.testing import CliRunner
 
 from dkp_tui.cli import app
-from dkp_tui.data import depth_cache as cache
-from dkp_tui.data.layout import manifest_hash, open_split
 from dkp_tui.depth.midas import DepthEstimator
+from dkp_tui.formats import depth_cache as cache
+from dkp_tui.formats.dataset_dir import manifest_hash, open_split
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from dkp_tui.cli import app
-from dkp_tui.data import depth_cache as cache
+from dkp_tui.formats import depth_cache as cache
 
 runner = CliRunner()
 

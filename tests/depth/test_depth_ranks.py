@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from dkp_tui.data import depth_cache as cache
 from dkp_tui.depth.compute import compute_depth
 from dkp_tui.depth.runner import ShardJob, rank_share
+from dkp_tui.formats import depth_cache as cache
 
 SHARD = 2  # train 10 frames -> 5 shards, test 3 -> 2: 7 shards to deal to the ranks
 TIMEOUT_S = 240

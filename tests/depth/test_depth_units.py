@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from dkp_tui.data import depth_cache as cache
 from dkp_tui.depth.normalise import encode_unit, invert_depth, minmax_normalise, resize_maps
 from dkp_tui.depth.weights import resolve_model, weights_sha256
 from dkp_tui.errors import DkpError
+from dkp_tui.formats import depth_cache as cache
 
 
 def test_minmax_normalise_keeps_polarity_and_zeros_constant_maps() -> None:

@@ -126,8 +126,8 @@ def test_mean_pose_needs_labels_on_both_sides():
 def test_stored_synthetic_set_reference(tiny_dataset: Path):
     """The reference of a stored set equals the protocol on a constant detector over the stored labels, and an
     evaluation record carries it with skill = 1 - value / reference."""
-    from dkp_tui.data.layout import open_split, read_manifest
     from dkp_tui.eval.evaluate import add_mean_pose, mean_pose_reference
+    from dkp_tui.formats.dataset_dir import open_split, read_manifest
 
     ref = mean_pose_reference(tiny_dataset, "synthetic")
     manifest = read_manifest(tiny_dataset)

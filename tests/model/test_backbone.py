@@ -13,7 +13,7 @@ from PIL import Image
 from dkp_tui.config import ModelConfig
 from dkp_tui.errors import DkpError
 from dkp_tui.model import imagenet
-from dkp_tui.model.backbone import build_detector
+from dkp_tui.model.backbone import new_detector
 from dkp_tui.model.lite0_detector import Lite0Detector
 
 timm = pytest.importorskip("timm", reason="timm is a core dependency; its absence is reported by the install")
@@ -77,7 +77,7 @@ def test_a_renamed_or_reshaped_tensor_is_refused():
 
 def test_the_detector_encoder_starts_from_imagenet():
     cfg = ModelConfig(n_keypoints=10, image_size=64, backbone="efficientnet_lite0")
-    fresh, pretrained = build_detector(cfg), build_detector(cfg, pretrained=True)
+    fresh, pretrained = new_detector(cfg), new_detector(cfg, pretrained=True)
     mapped = imagenet.load_imagenet_state(timm.create_model("efficientnet_lite0").state_dict())
     own = pretrained.encoder.net.state_dict()
     assert all(torch.equal(t, mapped[k]) for k, t in own.items())
@@ -88,7 +88,7 @@ def test_the_detector_encoder_starts_from_imagenet():
 def test_output_matches_the_autolink_detector_so_output_kd_works_across_backbones():
     x = torch.randn(2, 3, 64, 64)
     lite = Lite0Detector(6, image_size=64).eval()
-    ref = build_detector(ModelConfig(n_keypoints=6, image_size=64, width=0.125)).eval()
+    ref = new_detector(ModelConfig(n_keypoints=6, image_size=64, width=0.125)).eval()
     a, b = lite(x, features=("head",)), ref(x)
     assert a.logits.shape == b.logits.shape == (2, 6, 16, 16) and a.keypoints.shape == (2, 6, 2)
     assert torch.allclose(a.probs.sum(dim=(2, 3)), torch.ones(2, 6))

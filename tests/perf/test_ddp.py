@@ -27,10 +27,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from dkp_tui.config import load_config
-from dkp_tui.data.depth_cache import count_constant, list_tags, write_shard
-from dkp_tui.data.layout import save_array
+from dkp_tui.formats.dataset_dir import save_array
+from dkp_tui.formats.depth_cache import count_constant, list_tags, write_shard
+from dkp_tui.formats.run_dir import load_weights, read_run_info
 from dkp_tui.train import loop
-from dkp_tui.train.runs import load_weights, read_run_info
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ddp_worker.py")

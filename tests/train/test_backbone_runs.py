@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from dkp_tui.cli import app
 from dkp_tui.config import load_config
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.run_dir import load_weights
 from dkp_tui.model import imagenet
 from dkp_tui.train import loop
-from dkp_tui.train.runs import load_weights
 
 pytest.importorskip("timm", reason="timm is a core dependency; its absence is reported by the install")
 runner = CliRunner()
@@ -52,7 +52,7 @@ def _no_imagenet_file(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_run_holds_the_fine_tuned_encoder_and_loads_without_the_imagenet_file(
         lite0_run: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch):
-    from dkp_tui.eval.predict import load_detector
+    from dkp_tui.inference.predict import load_detector
 
     tensors, meta = load_weights(lite0_run / "model.safetensors")
     assert json.loads(meta["config"])["model"]["backbone"] == "efficientnet_lite0"
@@ -71,7 +71,7 @@ def test_the_run_holds_the_fine_tuned_encoder_and_loads_without_the_imagenet_fil
 
 def test_export_of_a_backbone_run_matches_pytorch(lite0_run: Path, tmp_path: Path, monkeypatch):
     pytest.importorskip("onnxruntime", reason="the export extra is part of [dev]")
-    from dkp_tui.eval import export
+    from dkp_tui.inference import export
 
     _no_imagenet_file(monkeypatch)
     res = runner.invoke(app, ["export", str(lite0_run), "--out", str(tmp_path / "m.onnx"), "--json"])

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from dkp_tui.cli import app
 from dkp_tui.config import load_config
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.run_dir import load_weights, read_run_info
 from dkp_tui.train import loop
-from dkp_tui.train.runs import load_weights, read_run_info
 
 runner = CliRunner()
 
@@ -70,7 +70,7 @@ def test_teacher_with_other_k_is_refused(tiny_dataset: Path, teacher_run: Path, 
 def test_resume_after_interruption_equals_uninterrupted(tiny_dataset: Path, tmp_path: Path, monkeypatch):
     _train(tiny_dataset, tmp_path / "full", iterations=6)
 
-    real_step, calls = loop._train_step, {"n": 0}
+    real_step, calls = loop.train_step, {"n": 0}
 
     def crashing_step(*args, **kwargs):
         calls["n"] += 1
@@ -78,11 +78,11 @@ def test_resume_after_interruption_equals_uninterrupted(tiny_dataset: Path, tmp_
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "_train_step", crashing_step)
+    monkeypatch.setattr(loop, "train_step", crashing_step)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_dataset, tmp_path / "cut", iterations=6)
     assert read_run_info(tmp_path / "cut").status == "failed"
-    monkeypatch.setattr(loop, "_train_step", real_step)
+    monkeypatch.setattr(loop, "train_step", real_step)
 
     cfg = load_config(None, tiny_overrides(tiny_dataset, iterations=6))
     loop.train(cfg, tmp_path / "cut", role="student", resume=True, quiet=True)
@@ -95,7 +95,7 @@ def test_resume_after_interruption_equals_uninterrupted(tiny_dataset: Path, tmp_
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_dataset: Path, tmp_path: Path, monkeypatch):
-    real_step, calls = loop._train_step, {"n": 0}
+    real_step, calls = loop.train_step, {"n": 0}
 
     def nan_step(*args, **kwargs):
         calls["n"] += 1
@@ -104,7 +104,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_dataset: Path, t
             losses["loss"] = losses["loss"] * float("nan")
         return losses
 
-    monkeypatch.setattr(loop, "_train_step", nan_step)
+    monkeypatch.setattr(loop, "train_step", nan_step)
     with pytest.raises(DkpError, match="non-finite loss at step 3.*step 2"):
         _train(tiny_dataset, tmp_path / "nan", iterations=6)
     info = read_run_info(tmp_path / "nan")

@@ -16,7 +16,8 @@ from typing import Any
 
 from dkp_tui.config import Config, load_config
 from dkp_tui.errors import DkpError
-from dkp_tui.jsonl import parse_line
+from dkp_tui.formats.jsonl import parse_line
+from dkp_tui.formats.run_dir import METRICS, is_finished, is_run_dir, read_run_config, read_run_info
 
 # fields that change neither the weights nor the scores (logging cadence, device choice); ignored on reuse
 IGNORED_ON_REUSE = ("train.device", "train.threads", "train.log_every", "train.sample_every", "train.n_samples",
@@ -55,8 +56,6 @@ def config_differences(a: Config, b: Config) -> list[str]:
 
 def run_state(job: Job) -> str:
     """new | finished | partial, after checking that an existing run was made with the same config."""
-    from dkp_tui.train.runs import is_run_dir, read_run_config, read_run_info
-
     if not is_run_dir(job.run):
         return "new"
     info = read_run_info(job.run)
@@ -66,7 +65,7 @@ def run_state(job: Job) -> str:
     if diffs:
         raise DkpError(f"{job.run} was trained with a different config ({'; '.join(diffs[:3])}"
                        f"{'; ...' if len(diffs) > 3 else ''}); use another --out or remove that run")
-    if info.status == "finished" and info.step >= job.cfg.train.iterations:
+    if is_finished(info, job.cfg.train.iterations):
         return "finished"
     return "partial"
 
@@ -176,14 +175,14 @@ class JobProgress:
 
     def start_training(self, job: Job, what: str) -> None:
         self._stage_start = time.perf_counter()
-        self._stage_first = (_last_step(job.run / "metrics.jsonl") or 0) if what == "resuming" else 0
+        self._stage_first = (_last_step(job.run / METRICS) or 0) if what == "resuming" else 0
         if not self.enabled:
             return
         total = job.cfg.train.iterations
         self.progress.update(self.stage, description=f"{job.label}: {what}", total=total,
                              completed=self._stage_first, eta="")
         self._stop.clear()
-        self._thread = threading.Thread(target=self._follow, args=(job.run / "metrics.jsonl", total), daemon=True)
+        self._thread = threading.Thread(target=self._follow, args=(job.run / METRICS, total), daemon=True)
         self._thread.start()
 
     def _follow(self, path: Path, total: int) -> None:
@@ -248,7 +247,7 @@ def _last_step(path: Path) -> int | None:
     except OSError:
         return None
     for line in reversed(lines):
-        record = parse_line(line)  # the metrics readers' rule (dkp_tui.jsonl): torn or undecodable lines skipped
+        record = parse_line(line)  # the metrics readers' rule (dkp_tui.formats.jsonl): torn or undecodable lines skipped
         if record is not None and isinstance(record.get("step"), int):
             return int(record["step"])
     return None

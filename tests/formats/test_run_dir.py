@@ -6,8 +6,7 @@ import torch
 
 from dkp_tui.config import load_config
 from dkp_tui.errors import DkpError
-from dkp_tui.train.checkpoint import load_checkpoint, save_checkpoint
-from dkp_tui.train.runs import (
+from dkp_tui.formats.run_dir import (
     RunInfo,
     config_from_weights,
     load_weights,
@@ -15,6 +14,7 @@ from dkp_tui.train.runs import (
     save_weights,
     write_run_info,
 )
+from dkp_tui.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_safetensors_round_trip_with_metadata(tmp_path: Path):
@@ -78,7 +78,7 @@ def test_checkpoint_restores_optimizer_and_rng(tmp_path: Path):
 
 
 def test_a_damaged_eval_json_is_kept_aside_not_overwritten(tmp_path: Path):
-    from dkp_tui.train.runs import EVAL_JSON, append_eval
+    from dkp_tui.formats.run_dir import EVAL_JSON, append_eval
 
     (tmp_path / EVAL_JSON).write_text('[{"value": 1.0}, {"val')  # cut off by a full disk
     append_eval(tmp_path, {"value": 2.0})

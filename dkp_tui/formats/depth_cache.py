@@ -31,11 +31,12 @@ from dkp_tui.integrity import array_digest, damaged
 from dkp_tui.version import __version__
 
 DEPTH_FORMAT = 1
+DEPTH_DIR = "depth"  # under the data set
 DEFAULT_SHARD_SIZE = 256
 
 
 def depth_root(dataset: str | Path) -> Path:
-    return Path(dataset) / "depth"
+    return Path(dataset) / DEPTH_DIR
 
 
 def list_tags(dataset: str | Path) -> list[str]:
@@ -161,7 +162,7 @@ class DepthArray:
 
 def open_depth(dataset: str | Path, split: str, tag: str = "") -> DepthArray:
     """The depth maps of ``split`` (following the data set's ``same_as``), refusing an incomplete cache."""
-    from dkp_tui.data.layout import read_manifest
+    from dkp_tui.formats.dataset_dir import read_manifest
 
     manifest = read_manifest(dataset)
     tag = resolve_tag(dataset, tag)

@@ -11,8 +11,8 @@ import pytest
 
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
-from dkp_tui.eval import jobs, repeats, sweep
-from dkp_tui.train.runs import RunInfo, read_run_info, write_run_config, write_run_info
+from dkp_tui.experiments import jobs, repeats, sweep
+from dkp_tui.formats.run_dir import RunInfo, read_run_info, write_run_config, write_run_info
 
 OVERRIDES = ["train.iterations=5", 'data.dataset="unused"']
 REAL_EVALUATE_JOB = jobs.evaluate_job  # taken before the autouse fixture swaps in fake_eval

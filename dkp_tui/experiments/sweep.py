@@ -21,7 +21,16 @@ from dkp_tui.charts import PALETTE as _COLOURS
 from dkp_tui.charts import nice_ticks as _nice_ticks
 from dkp_tui.config import KD_LAYERS
 from dkp_tui.errors import DkpError
-from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, mean_pose_of, run_jobs, seed_config, skills, stats
+from dkp_tui.experiments.jobs import (
+    Job,
+    TrainFn,
+    fmt_mean_std,
+    mean_pose_of,
+    run_jobs,
+    seed_config,
+    skills,
+    stats,
+)
 
 
 def parse_floats(text: str, what: str) -> list[float]:
@@ -62,7 +71,7 @@ def plan_sweep(preset: str, gammas: Sequence[float], layers: Sequence[str], seed
                overrides: Sequence[str] = (), teacher_run: Path | None = None) -> SweepPlan:
     plan = SweepPlan([])
     if teacher_run is not None:
-        from dkp_tui.train.runs import read_run_info
+        from dkp_tui.formats.run_dir import read_run_info
 
         info = read_run_info(teacher_run)
         if info.role != "teacher" or info.status != "finished":

@@ -6,24 +6,27 @@
 <run>/model.safetensors   trainable weights + BN statistics; metadata: config JSON, dkp version, step, role
 <run>/checkpoint/state.safetensors  model and optimizer tensors of the last checkpoint
 <run>/checkpoint/state.json         step, RNG states, optimizer scalars (plain JSON, no pickle)
-<run>/metrics.jsonl       one JSON object per line (see dkp_tui.train.metrics)
-<run>/samples/step_NNNNNNN.png      keypoint overlays on a fixed set of images
+<run>/metrics.jsonl       one JSON object per line (see dkp_tui.formats.metrics)
+<run>/samples/step_NNNNNNN.png      keypoint overlays on a fixed set of images (step_NNNNNNN_teacher.png: the
+                                    teacher's, in a distillation run)
 <run>/eval.json           evaluation results appended by `dkp eval`
 <run>/.dkp.lock           held by the one process training the run (dkp_tui.locks)
 ```
 
 Tensor files carry an XXH3-128 hash table in their metadata (``dkp_tui.integrity``), checked on every load.
+Importing this module loads no torch (the dashboard reads runs and must start fast); only the weights' reader and
+writer need it, when called.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
 
 from dkp_tui.atomic import write_json, write_text
@@ -31,6 +34,9 @@ from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
 from dkp_tui.integrity import load_safetensors, save_safetensors
 from dkp_tui.version import __version__
+
+if TYPE_CHECKING:
+    import torch
 
 RUN_FORMAT = 1
 RUN_JSON = "run.json"
@@ -43,6 +49,18 @@ EVAL_JSON = "eval.json"
 ROLES = ("teacher", "student")
 RUN_FILES = frozenset({RUN_JSON, CONFIG_TOML, WEIGHTS, CKPT_DIR, METRICS, SAMPLES, EVAL_JSON})  # what a run writes
 READER_FILES = frozenset({EVAL_JSON, "model.onnx"})  # written into a run by readers (eval, export), even mid-training
+_SAMPLE_RE = re.compile(r"^step_(\d+)(_teacher)?\.png$")
+
+
+def sample_name(step: int, teacher: bool = False) -> str:
+    """The file name under ``samples/`` of the overlay grid of ``step`` (the teacher's, in a distillation run)."""
+    return f"step_{step:07d}{'_teacher' if teacher else ''}.png"
+
+
+def parse_sample_name(name: str) -> tuple[int, bool] | None:
+    """(step, is the teacher's) of a sample file name, None for any other file."""
+    m = _SAMPLE_RE.match(name)
+    return (int(m.group(1)), m.group(2) is not None) if m else None
 
 
 @dataclass
@@ -65,6 +83,12 @@ class RunInfo:
 
 def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / RUN_JSON).is_file()
+
+
+def is_finished(info: RunInfo, iterations: int) -> bool:
+    """Whether a run needs no more training for ``iterations`` steps; anything else is resumed (the one rule that
+    `dkp train --resume` and the experiment drivers follow)."""
+    return info.status == "finished" and info.step >= iterations
 
 
 def _check_version(d: dict[str, Any], where: str) -> None:

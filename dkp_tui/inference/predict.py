@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.run_dir import WEIGHTS, config_from_weights, load_weights
+from dkp_tui.model.autolink import AutoLink
+from dkp_tui.model.detector import Detector
 
 
 def weights_path(run: str | Path) -> Path:
     """A run directory's weights, or a ``.safetensors`` file given directly."""
-    from dkp_tui.train.runs import WEIGHTS
-
     run = Path(run)
     if run.is_dir():
         return run / WEIGHTS
@@ -28,40 +28,41 @@ def weights_path(run: str | Path) -> Path:
     raise DkpError(f"{run}: not a run directory or a .safetensors file")
 
 
-def pick_device(requested: str) -> torch.device:
-    from dkp_tui.train.setup import pick_device as _pick
-
-    return _pick(requested or "auto")
-
-
-def load_detector(run: str | Path, device: torch.device | str = "cpu") -> tuple[Any, Config, dict[str, str]]:
-    """(detector in eval mode without gradients, the config it was trained with, the weights' metadata)."""
-    from dkp_tui.model.backbone import build_detector
-    from dkp_tui.train.runs import config_from_weights, load_weights
-
-    path = weights_path(run)
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Config, dict[str, str]]:
+    """(tensors, the config they were trained with, the metadata) of a weights file."""
     tensors, meta = load_weights(path)
-    cfg = config_from_weights(meta, str(path))
+    return tensors, config_from_weights(meta, str(path)), meta
+
+
+def build_detector(tensors: dict[str, torch.Tensor], cfg: Config, where: str | Path) -> Detector:
+    """The detector of ``cfg``'s model holding the ``detector.*`` tensors, in eval mode without gradients.
+
+    Built as the training loop builds it (``AutoLink(cfg.model)``), so any detector a config can describe loads.
+    """
     state = {k[len("detector."):]: v for k, v in tensors.items() if k.startswith("detector.")}
     if not state:
-        raise DkpError(f"{path}: holds no detector weights (no 'detector.*' tensors)")
-    detector = build_detector(cfg.model)
+        raise DkpError(f"{where}: holds no detector weights (no 'detector.*' tensors)")
+    detector = AutoLink(cfg.model).detector
     missing, unexpected = detector.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise DkpError(f"{path}: weights do not fit the detector of its own config "
+        raise DkpError(f"{where}: weights do not fit the detector of its own config "
                        f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
     detector.eval().requires_grad_(False)
-    return detector.to(device), cfg, meta
+    return detector
+
+
+def load_detector(run: str | Path, device: torch.device | str = "cpu") -> tuple[Detector, Config, dict[str, str]]:
+    """(detector in eval mode without gradients, the config it was trained with, the weights' metadata)."""
+    path = weights_path(run)
+    tensors, cfg, meta = read_weights(path)
+    return build_detector(tensors, cfg, path).to(device), cfg, meta
 
 
 def load_edge_weights(run: str | Path) -> np.ndarray:
     """The learned graph's K x K edge-weight matrix (upper triangle), for drawing the skeleton."""
     from dkp_tui.model.edges import EdgeGraph
-    from dkp_tui.train.runs import config_from_weights, load_weights
 
-    path = weights_path(run)
-    tensors, meta = load_weights(path)
-    cfg = config_from_weights(meta, str(path))
+    tensors, cfg, _ = read_weights(weights_path(run))
     if "edges.logits" not in tensors:
         return np.zeros((cfg.model.n_keypoints, cfg.model.n_keypoints))
     graph = EdgeGraph(cfg.model.n_keypoints, sklr=cfg.model.sklr, floor=cfg.model.edge_floor)
@@ -77,6 +78,11 @@ def detect(detector: torch.nn.Module, images: torch.Tensor, device: torch.device
     return out.keypoints.float().cpu().numpy()
 
 
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B,3,H,W) in [-1,1] to (B,H,W,3) uint8: the inverse of ``uint8_to_input``."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
 def uint8_to_input(frames: np.ndarray) -> torch.Tensor:
     """B x H x W x 3 uint8 RGB to the detector's B x 3 x H x W input in [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
@@ -87,8 +93,8 @@ def predict_split(detector: torch.nn.Module, dataset: str | Path, split: str, *,
                   kind: str = "rgb", depth_tag: str = "", batch_size: int = 64, device: torch.device | str = "cpu",
                   advance: Callable[[int], None] | None = None) -> np.ndarray:
     """Detections for every image of ``split`` in order (N x K x 2 float32); ``kind`` = rgb or depth."""
-    from dkp_tui.data.layout import read_manifest
     from dkp_tui.data.loader import eval_batches
+    from dkp_tui.formats.dataset_dir import read_manifest
 
     manifest = read_manifest(dataset)
     count = manifest.splits[split].count if split in manifest.splits else 0

@@ -7,7 +7,10 @@
 <dataset>/<split>/visible.npy          bool   N x J, False where a joint is missing
 <dataset>/<split>/masks.npy            uint8  N x H x W, figure mask (optional; synthetic, H36M)
 <dataset>/<split>/names.json           list of N source ids (file names, clip/frame), optional
-<dataset>/depth/<tag>/manifest.json    depth cache manifest (see dkp_tui.data.depth_cache)
+<dataset>/<split>/geometry.npy         float32 N x 4, stored region (top, left, h, w) in source px (labelled folders)
+<dataset>/labels/                      the source's label files as given (labelled folders)
+<dataset>/prepare_report.json          what `dkp prepare` counted and left out
+<dataset>/depth/<tag>/manifest.json    depth cache manifest (see dkp_tui.formats.depth_cache)
 <dataset>/depth/<tag>/<split>/shard-NNNNN.npy   uint16 n x H x W, round(d * 65535), near = 65535
 ```
 
@@ -34,6 +37,14 @@ from dkp_tui.version import __version__
 LAYOUT_VERSION = 1
 MANIFEST = "dataset.json"
 SPLITS = ("train", "fit", "test")
+IMAGES = "images.npy"
+KEYPOINTS = "keypoints.npy"
+VISIBLE = "visible.npy"
+MASKS = "masks.npy"
+NAMES = "names.json"
+GEOMETRY = "geometry.npy"
+REPORT = "prepare_report.json"
+LABELS_DIR = "labels"
 
 
 @dataclass
@@ -154,23 +165,23 @@ def open_split(root: str | Path, split: str, manifest: Manifest | None = None) -
     manifest = manifest or read_manifest(root)
     d = split_dir(root, manifest, split)
     info = manifest.splits[split]
-    images = _load(d / "images.npy", mmap=True)
+    images = _load(d / IMAGES, mmap=True)
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8 or images.shape[0] != info.count:
-        raise DkpError(f"{d / 'images.npy'}: expected uint8 {info.count}xHxWx3, got {images.dtype} {images.shape}")
+        raise DkpError(f"{d / IMAGES}: expected uint8 {info.count}xHxWx3, got {images.dtype} {images.shape}")
     keypoints = visible = masks = None
     if info.labelled:
-        keypoints = _load(d / "keypoints.npy", mmap=False).astype(np.float32, copy=False)
-        visible = _load(d / "visible.npy", mmap=False).astype(bool, copy=False)
+        keypoints = _load(d / KEYPOINTS, mmap=False).astype(np.float32, copy=False)
+        visible = _load(d / VISIBLE, mmap=False).astype(bool, copy=False)
         if keypoints.shape[0] != info.count or keypoints.shape[:2] != visible.shape:
             raise DkpError(f"{d}: labels do not match the images ({keypoints.shape}, {visible.shape})")
     if info.has_masks:
-        masks = _load(d / "masks.npy", mmap=True)
+        masks = _load(d / MASKS, mmap=True)
     names = None
-    if (d / "names.json").is_file():
+    if (d / NAMES).is_file():
         try:
-            names = json.loads((d / "names.json").read_text(encoding="utf-8"))
+            names = json.loads((d / NAMES).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DkpError(f"{d / 'names.json'}: corrupt ({err}); rerun `dkp prepare --force`") from None
+            raise DkpError(f"{d / NAMES}: corrupt ({err}); rerun `dkp prepare --force`") from None
     return SplitArrays(images, keypoints, visible, masks, names, info)
 
 
@@ -185,19 +196,24 @@ def save_array(path: str | Path, array: np.ndarray) -> None:
     write_with(Path(path), _write)
 
 
+def partial_path(path: str | Path) -> Path:
+    """Where an array is filled before its rename to ``path``: hidden, so readers and rebuilds pass it by."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial.npy")
+
+
 def create_image_array(path: str | Path, n: int, size: int) -> np.memmap:
     """An ``.npy`` memmap to fill frame by frame (for sets too large for RAM); call ``finish_array`` after."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial.npy")
-    return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    return np.lib.format.open_memmap(partial_path(path), mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
 
 
 def finish_array(path: str | Path, array: np.memmap) -> None:
     path = Path(path)
     array.flush()
     del array
-    path.with_name(f".{path.name}.partial.npy").replace(path)
+    partial_path(path).replace(path)
 
 
 def write_split(root: str | Path, split: str, images: np.ndarray, keypoints: np.ndarray | None = None,
@@ -207,13 +223,27 @@ def write_split(root: str | Path, split: str, images: np.ndarray, keypoints: np.
     d = Path(root) / split
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 NxHxWx3, got {images.dtype} {images.shape}")
-    save_array(d / "images.npy", images)
+    save_array(d / IMAGES, images)
     if keypoints is not None:
         if visible is None:
             visible = np.ones(keypoints.shape[:2], dtype=bool)
-        save_array(d / "keypoints.npy", keypoints.astype(np.float32))
-        save_array(d / "visible.npy", visible.astype(bool))
+        save_array(d / KEYPOINTS, keypoints.astype(np.float32))
+        save_array(d / VISIBLE, visible.astype(bool))
     if masks is not None:
-        save_array(d / "masks.npy", masks.astype(np.uint8))
+        save_array(d / MASKS, masks.astype(np.uint8))
     if names is not None:
-        write_json(d / "names.json", list(names), indent=None)
+        write_json(d / NAMES, list(names), indent=None)
+
+
+def load_geometry(split_dir: Path, n: int, size: int) -> np.ndarray:
+    """The stored regions of a labelled folder split; a set without them (synthetic) is its own frame."""
+    path = Path(split_dir) / GEOMETRY
+    if not path.is_file():
+        return np.tile(np.array([0.0, 0.0, size, size]), (n, 1))
+    try:
+        geo = np.load(path, allow_pickle=False).astype(np.float64)
+    except (ValueError, OSError, EOFError) as err:
+        raise DkpError(f"{path}: unreadable ({err}); rerun `dkp prepare --force`") from None
+    if geo.shape != (n, 4) or not np.all(np.isfinite(geo)) or np.any(geo[:, 2:] <= 0):
+        raise DkpError(f"{path}: expected {n} x 4 positive regions, got {geo.shape}; rerun `dkp prepare --force`")
+    return geo

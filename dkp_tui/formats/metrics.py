@@ -1,9 +1,9 @@
 """``metrics.jsonl``: one JSON object per line, appended and flushed per line so that readers can tail it.
 
-Every line has ``"kind"``: ``"start"`` (config summary), ``"step"`` (training metrics), ``"checkpoint"``,
-``"end"`` (status finished / failed with a message). Step lines carry: step, time (unix s), elapsed (s), loss,
-loss_rec, loss_kd (null without a teacher), lr, images_per_s, alpha, edge_w_mean, edge_w_std, edge_w_max,
-cpu_percent, rss_mb and, on CUDA, gpu_mem_mb. Readers must ignore keys they do not know.
+Every line has ``"kind"`` (``KINDS``): ``"start"`` (config summary), ``"step"`` (training metrics),
+``"checkpoint"``, ``"end"`` (status finished / failed with a message), and ``"time"`` (unix s). Step lines carry
+``STEP_KEYS`` (loss_kd is null without a teacher) and, on CUDA, ``CUDA_STEP_KEYS``; ``SERIES_KEYS`` are the ones
+that make curves. Readers must ignore keys they do not know.
 """
 
 from __future__ import annotations
@@ -13,12 +13,23 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from dkp_tui.jsonl import read_jsonl
+from dkp_tui.formats.jsonl import read_jsonl
 
-if TYPE_CHECKING:
-    from dkp_tui.train.tensorboard import TensorBoardLog
+KINDS = ("start", "step", "checkpoint", "end")
+STEP_KEYS = ("step", "total_steps", "elapsed", "loss", "loss_rec", "loss_kd", "lr", "images_per_s", "alpha",
+             "edge_w_mean", "edge_w_std", "edge_w_max", "cpu_percent", "rss_mb")
+CUDA_STEP_KEYS = ("gpu_mem_mb",)
+SERIES_KEYS = tuple(k for k in STEP_KEYS + CUDA_STEP_KEYS if k not in ("step", "total_steps", "elapsed"))
+
+
+class RecordMirror(Protocol):
+    """Somewhere else every record also goes (TensorBoard); closed with the writer."""
+
+    def record(self, kind: str, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _clean(value: Any) -> Any:
@@ -31,7 +42,7 @@ class MetricsWriter:
     """Appends whole lines only (one ``write`` per line) so a reader never sees a torn line unless we crash."""
 
     def __init__(self, path: str | Path, truncate_after_step: int | None = None,
-                 mirror: TensorBoardLog | None = None) -> None:
+                 mirror: RecordMirror | None = None) -> None:
         """``mirror``: also hand every record to this (a ``TensorBoardLog``), which is closed with the writer."""
         self.path = Path(path)
         self.mirror = mirror
