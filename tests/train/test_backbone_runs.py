@@ -83,7 +83,7 @@ def test_export_of_a_backbone_run_matches_pytorch(lite0_run: Path, tmp_path: Pat
 def test_resume_of_a_backbone_run_equals_uninterrupted(tiny_dataset: Path, tmp_path: Path, monkeypatch):
     extra = {"model__backbone": LITE0, "kd__gamma": 0, "optim__backbone_lr_scale": 0.1, "iterations": 4}
     _train(tiny_dataset, tmp_path / "full", **extra)
-    real_step, calls = loop._train_step, {"n": 0}
+    real_step, calls = loop.train_step, {"n": 0}
 
     def crashing_step(*args, **kwargs):
         calls["n"] += 1
@@ -91,10 +91,10 @@ def test_resume_of_a_backbone_run_equals_uninterrupted(tiny_dataset: Path, tmp_p
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "_train_step", crashing_step)
+    monkeypatch.setattr(loop, "train_step", crashing_step)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_dataset, tmp_path / "cut", **extra)
-    monkeypatch.setattr(loop, "_train_step", real_step)
+    monkeypatch.setattr(loop, "train_step", real_step)
     _no_imagenet_file(monkeypatch)  # the encoder comes from the checkpoint
     loop.train(_cfg(tiny_dataset, **extra), tmp_path / "cut", role="student", resume=True, quiet=True)
     a, _ = load_weights(tmp_path / "full" / "model.safetensors")
