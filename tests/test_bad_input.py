@@ -331,6 +331,54 @@ def train_teacher_on_a_data_set_without_depth(env: Env, cwd: Path):
 
 
 @case
+def train_unknown_backbone(env: Env, cwd: Path):
+    return (["train", *_sets(env.ds), "--set", 'model.backbone="resnet"', "--run", "runs/x", "-q"],
+            "model.backbone must be one of")
+
+
+def _lite0(env: Env, weights: Path) -> list[str]:
+    return ["train", *_sets(env.ds, kd__gamma=0), "--set", 'model.backbone="efficientnet_lite0"',
+            "--set", f'model.backbone_weights="{weights}"', "--run", "runs/x", "-q"]
+
+
+@case
+def train_backbone_weights_missing(env: Env, cwd: Path):
+    return _lite0(env, cwd / "nowhere.pth"), "nowhere.pth does not exist"
+
+
+@case
+def train_backbone_weights_damaged(env: Env, cwd: Path):
+    """A byte flipped in the packaged file, under its own (hash-carrying) name."""
+    from dkp_tui.model.imagenet import FILE_NAME, default_weights_path
+
+    data = bytearray(default_weights_path().read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (cwd / FILE_NAME).write_bytes(bytes(data))
+    return _lite0(env, cwd / FILE_NAME), "damaged"
+
+
+@case
+def train_backbone_weights_truncated(env: Env, cwd: Path):
+    from dkp_tui.model.imagenet import default_weights_path
+
+    data = default_weights_path().read_bytes()
+    (cwd / "lite0.pth").write_bytes(data[: len(data) // 3])
+    return _lite0(env, cwd / "lite0.pth"), "lite0.pth: damaged or not a torch weights file"
+
+
+@case
+def train_backbone_weights_of_another_network(env: Env, cwd: Path):
+    torch.save(torch.nn.Conv2d(3, 8, 3).state_dict(), cwd / "resnet.pth")
+    return _lite0(env, cwd / "resnet.pth"), "not the EfficientNet-Lite0 ImageNet weights"
+
+
+@case
+def train_hidden_kd_layer_with_a_pretrained_backbone(env: Env, cwd: Path):
+    return (["train", *_sets(env.ds, kd__layer='"mid"'), "--set", 'model.backbone="efficientnet_lite0"',
+             "--teacher-run", env.teacher, "--run", "runs/s", "-q"], "kd.layer=mid")
+
+
+@case
 def train_student_run_passed_as_teacher(env: Env, cwd: Path):
     return ["train", *_sets(env.ds), "--teacher-run", env.student, "--run", "runs/s", "-q"], "not a depth teacher"
 

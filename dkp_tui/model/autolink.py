@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dkp_tui.config import KD_LAYERS, ModelConfig
+from dkp_tui.model.backbone import new_detector
 from dkp_tui.model.decoder import Decoder, cell_mask
-from dkp_tui.model.detector import Detector, DetectorOutput, init_weights
+from dkp_tui.model.detector import DetectorOutput, init_weights
 from dkp_tui.model.edges import EdgeGraph
 
 __all__ = [
@@ -83,12 +84,12 @@ class AutoLinkOutput:
 class AutoLink(nn.Module):
     """The detector sees the whole image; the decoder sees alpha * masked image and the edge map only."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, pretrained: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.image_size = cfg.image_size
         self.thickness = float(cfg.thickness)
-        self.detector = Detector(cfg.n_keypoints, width=cfg.width, image_size=cfg.image_size)
+        self.detector = new_detector(cfg, pretrained)  # pretrained: ImageNet weights into its encoder
         self.edges = EdgeGraph(cfg.n_keypoints, sklr=cfg.sklr, floor=cfg.edge_floor)
         self.decoder = Decoder(width=cfg.width)
         self.alpha = nn.Parameter(torch.tensor(1.0))

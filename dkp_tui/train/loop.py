@@ -126,7 +126,8 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
                          depth_tag=cfg.data.depth_tag, rank=dist_info.rank, world_size=dist_info.world_size)
 
     # -- model, loss, teacher, optimizer ------------------------------------------------------------
-    model, rec_loss, nhwc = build_model(cfg, device)
+    resuming = resume and has_checkpoint(run_dir)
+    model, rec_loss, nhwc = build_model(cfg, device, pretrained=not resuming)  # a checkpoint holds the encoder
     teacher = None
     if distill:
         teacher = FrozenTeacher(load_teacher_detector(Path(teacher_run), cfg, device))  # type: ignore[arg-type]
@@ -136,7 +137,7 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
     mask_gen = torch.Generator(device=device).manual_seed(t.seed * 1009 + dist_info.rank)
 
     start_step = 0
-    if resume and has_checkpoint(run_dir):
+    if resuming:
         start_step, model_state, optim_state, rng, meta = load_checkpoint(run_dir)
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optim_state)
@@ -208,7 +209,7 @@ def _train_locked(cfg: Config, run_dir: Path, role: str, teacher_run: str | Path
             scaler.scale(losses["loss"]).backward()
             lr = lr_at(step, o.lr, t.iterations, o.schedule, o.warmup_steps, o.min_lr_ratio)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)  # a checkpoint from before backbones has none
             scaler.step(optimizer)
             scaler.update()
             step += 1

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dkp_tui.config import Config
+from dkp_tui.config import OUTPUT_KD_LAYERS, Config
 from dkp_tui.errors import DkpError
 
 if TYPE_CHECKING:
@@ -81,15 +81,16 @@ def pin_mmap_threshold(nbytes: int = 128 * 1024) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, nbytes))
 
 
-def build_model(cfg: Config, device: torch.device) -> tuple[nn.Module, nn.Module, bool]:
+def build_model(cfg: Config, device: torch.device, pretrained: bool = False) -> tuple[nn.Module, nn.Module, bool]:
     """AutoLink and its reconstruction loss on ``device``, in the memory layout and mode this device trains best
-    in; the bool says whether inputs must be made channels-last. Shared by `dkp train` and `dkp bench`."""
+    in; the bool says whether inputs must be made channels-last. Shared by `dkp train` and `dkp bench`.
+    ``pretrained``: a new run's pretrained encoder starts from its ImageNet weights."""
     from dkp_tui.model.autolink import AutoLink
     from dkp_tui.model.perceptual import build_reconstruction_loss
 
     if cfg.train.low_memory:
         pin_mmap_threshold()
-    model = AutoLink(cfg.model).to(device)
+    model = AutoLink(cfg.model, pretrained=pretrained).to(device)
     model.decoder.checkpoint_full_res = cfg.train.low_memory
     rec_loss = build_reconstruction_loss(cfg.loss, batched=vgg_batched(device),
                                          low_memory=cfg.train.low_memory).to(device)
@@ -107,15 +108,16 @@ def seed_everything(seed: int) -> None:
 
 
 def build_optimizer(cfg: Config, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    """The optimizer of ``cfg.optim`` over the model's parameters (fused kernels on CUDA)."""
+    """The optimizer of ``cfg.optim`` over the model's parameter groups (fused kernels on CUDA)."""
     opt_cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
-    return opt_cls(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+    return opt_cls(param_groups(model, cfg.optim.backbone_lr_scale), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
                    eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay,
                    **({"fused": True} if device.type == "cuda" else {}))
 
 
 def load_teacher_detector(teacher_run: Path, cfg: Config, device: torch.device) -> Detector:
-    """The teacher's detector, checked against the student's config (same K and image size)."""
+    """The teacher's detector, checked against the student's config (same K and image size; at a hidden KD layer
+    also the same backbone and width). Its backbone is the teacher's own, which may differ from the student's."""
     from dkp_tui.formats.run_dir import WEIGHTS
     from dkp_tui.inference.predict import build_detector, read_weights
 
@@ -130,7 +132,29 @@ def load_teacher_detector(teacher_run: Path, cfg: Config, device: torch.device) 
     if tcfg.model.image_size != cfg.model.image_size:
         raise DkpError(f"--teacher-run {teacher_run}: teacher image size {tcfg.model.image_size} differs from the "
                        f"student's {cfg.model.image_size}; they must match")
-    if cfg.kd.layer not in ("output", "output_prob") and tcfg.model.width != cfg.model.width:
+    hidden = cfg.kd.layer not in OUTPUT_KD_LAYERS
+    if hidden and tcfg.model.backbone != cfg.model.backbone:
+        raise DkpError(f"--teacher-run {teacher_run}: kd.layer={cfg.kd.layer} compares hidden features, but the "
+                       f"teacher's backbone is {tcfg.model.backbone} and the student's {cfg.model.backbone}; "
+                       f"distil at {' or '.join(OUTPUT_KD_LAYERS)}, which any two backbones share")
+    if hidden and tcfg.model.width != cfg.model.width:
         raise DkpError(f"--teacher-run {teacher_run}: kd.layer={cfg.kd.layer} compares hidden features, so teacher "
                        f"width {tcfg.model.width} must equal the student's {cfg.model.width}")
     return build_detector(tensors, tcfg, weights).to(device)
+
+
+def param_groups(model: nn.Module, backbone_lr_scale: float) -> list[dict]:
+    """The optimizer's groups: everything at the base lr first (the lr the metrics log), then a pretrained
+    encoder at ``backbone_lr_scale`` x it; a scale of 0 freezes the encoder (no gradients, not in the optimizer).
+    The from-scratch detector has no such encoder and gets one group, as before."""
+    from dkp_tui.model.backbone import encoder_parameters
+
+    encoder = encoder_parameters(model.detector)
+    if backbone_lr_scale == 0:
+        for p in encoder:
+            p.requires_grad_(False)
+    ids = {id(p) for p in encoder}
+    groups: list[dict] = [{"params": [p for p in model.parameters() if id(p) not in ids], "lr_scale": 1.0}]
+    if encoder and backbone_lr_scale > 0:
+        groups.append({"params": encoder, "lr_scale": backbone_lr_scale})
+    return groups
