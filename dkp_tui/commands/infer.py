@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import typer
 
 from dkp_tui.commands.common import console, guarded
+from dkp_tui.commands.help_text import command_help
 from dkp_tui.errors import DkpError
 
 EXAMPLES = """
@@ -94,4 +94,4 @@ def _model_and_inputs(run: Path | None, inputs: list[Path], onnx: Path | None) -
 
 
 def register(app: typer.Typer) -> None:
-    app.command("infer", help=inspect.cleandoc(_infer_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_infer_command))
+    app.command("infer", help=command_help(_infer_command.__doc__, EXAMPLES))(guarded(_infer_command))

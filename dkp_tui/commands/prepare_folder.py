@@ -19,6 +19,7 @@ from dkp_tui.commands._prepare_cli import (
     run,
 )
 from dkp_tui.commands.common import guarded
+from dkp_tui.commands.help_text import command_help
 
 EXAMPLES = """
 Reads every image (jpg, png, bmp, webp, tif) and video (mp4, avi, mov, mkv, webm, ...) under PATH, sub-folders included. Videos are sampled at --fps. Frames are center-cropped to a square (--crop none resizes the whole frame instead, changing its aspect ratio) and resized to --size. Default --out: data/<name of PATH>.
@@ -68,4 +69,4 @@ def _folder_command(
 
 
 def register(prepare_app: typer.Typer) -> None:
-    prepare_app.command("folder", help=(_folder_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_folder_command))
+    prepare_app.command("folder", help=command_help(_folder_command.__doc__, EXAMPLES))(guarded(_folder_command))
