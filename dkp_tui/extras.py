@@ -7,7 +7,9 @@ from typing import Any
 
 from dkp_tui.errors import DkpError
 
-EXTRAS = {"onnx": "export", "onnxruntime": "export", "onnxscript": "export", "tensorboard": "tensorboard"}
+# module -> the extra that installs it (pyproject.toml's optional-dependencies); `dkp doctor` lists them all
+EXTRAS = {"transformers": "depth", "scipy": "h36m", "onnx": "export", "onnxruntime": "export", "onnxscript": "export",
+          "tensorboard": "tensorboard"}
 
 
 def require(module: str) -> Any:
