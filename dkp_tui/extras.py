@@ -9,7 +9,7 @@ from dkp_tui.errors import DkpError
 
 # module -> the extra that installs it (pyproject.toml's optional-dependencies); `dkp doctor` lists them all
 EXTRAS = {"transformers": "depth", "scipy": "h36m", "onnx": "export", "onnxruntime": "export", "onnxscript": "export",
-          "tensorboard": "tensorboard"}
+          "tensorboard": "tensorboard", "sleap_io": "labels"}
 
 
 def require(module: str) -> Any:

@@ -34,7 +34,7 @@ Examples:
 
   dkp prepare folder ~/videos/dance --labels dance_coco.json --out data/dance   # + fit/test splits from labels
 
-Labels (--labels): COCO keypoints JSON, DeepLabCut CollectedData_*.csv (single animal) or a CSV with the header image,joint,x,y; pixels of the original image or video frame (video frames named clip.mp4#<frame index>). They get the same crop and resize as the pixels; the labelled frames form the fit and test splits (--test-fraction, default 0.2 with labels, drawn by whole file), and the test files are left out of train.
+Labels (--labels): COCO keypoints JSON, DeepLabCut CollectedData_*.csv (single animal), a CSV with the header image,joint,x,y, and through sleap-io (the labels extra) SLEAP .slp, NWB .nwb (ndx-pose), Label Studio JSON and Ultralytics YOLO pose (its data.yaml or folder); pixels of the original image or video frame (video frames named clip.mp4#<frame index>). They get the same crop and resize as the pixels; the labelled frames form the fit and test splits (--test-fraction, default 0.2 with labels, drawn by whole file), and the test files are left out of train.
 """
 
 
@@ -47,7 +47,7 @@ def _folder_command(
         help="Fraction of the files (whole videos) held out as a test split (default 0, or 0.2 with --labels)."),
     labels: Path | None = typer.Option(None, "--labels", help="Keypoint labels: COCO JSON, DeepLabCut CSV or "
                                        "image,joint,x,y CSV (in original-frame pixels)."),
-    label_format: str = typer.Option("auto", "--label-format", help="auto (by content) | coco | dlc | csv."),
+    label_format: str = typer.Option("auto", "--label-format", help="auto (by name and content) | coco | dlc | csv | slp | nwb | labelstudio | ultralytics."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --test-fraction draw."),
     out: OutOpt = None,
     size: SizeOpt = None,
