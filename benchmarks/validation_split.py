@@ -15,8 +15,8 @@ import numpy as np
 
 from dkp_tui.data.layout import open_split, read_manifest
 from dkp_tui.eval.evaluate import _pairs
-from dkp_tui.eval.predict import load_detector, predict_split
 from dkp_tui.eval.protocols import EvalSplit, mean_pose, skill, synthetic
+from dkp_tui.inference.predict import load_detector, predict_split
 
 
 def main() -> None:

@@ -164,7 +164,7 @@ def _eval_command(
                 overrides.append(override("data.dataset", data))
             if device != "auto":
                 overrides.append(f'train.device="{device}"')
-            from dkp_tui.eval.repeats import run_repeats, table
+            from dkp_tui.experiments.repeats import run_repeats, table
 
             out_dir = out or Path("runs") / f"eval-{Path(preset).stem}"
             summary = run_repeats(preset, runs, compare, out_dir, overrides, one_teacher=one_teacher, device=device,

@@ -38,7 +38,7 @@ def _export_command(
     names and the learned edge weights are in the model's metadata (dkp.* keys). Needs the `export` extra:
     pip install -e '.\[export]'. Exit 2 if onnxruntime's keypoints differ from PyTorch's by more than 1e-3 px.
     """
-    from dkp_tui.eval.export import export_run
+    from dkp_tui.inference.export import export_run
 
     result = export_run(run, out, fmt, opset, joints_file=joints)
     if json_out:

@@ -55,7 +55,7 @@ def _infer_command(
     the same output; that route does not import torch (needs the `export` extra).
     """
     from dkp_tui.atomic import check_output_file, write_text
-    from dkp_tui.eval.infer import run_inference, to_csv, to_json
+    from dkp_tui.inference.infer import run_inference, to_csv, to_json
 
     if fmt not in ("json", "csv"):
         raise DkpError(f"--format must be json or csv (got {fmt!r})")

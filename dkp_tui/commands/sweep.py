@@ -39,7 +39,14 @@ def _sweep_command(
     Trains a distilled student for every (γ, KD layer) point, evaluates each, and prints the table with a
     terminal chart; the plot is written to OUT/sweep.png. Finished runs are reused."""
     from dkp_tui.commands.eval import log_warnings_to_stderr
-    from dkp_tui.eval.sweep import parse_floats, parse_ints, parse_layers, run_sweep, table, terminal_chart
+    from dkp_tui.experiments.sweep import (
+        parse_floats,
+        parse_ints,
+        parse_layers,
+        run_sweep,
+        table,
+        terminal_chart,
+    )
 
     gammas = parse_floats(gamma, "--gamma")
     layers = parse_layers(kd_layer)

@@ -159,7 +159,7 @@ def detect_eval_splits(detector: Any, dataset: Path, manifest: Any, name: str, c
                        progress: Callable[[str, int, int], None] | None = None) -> tuple[EvalSplit, EvalSplit]:
     """The frozen detector's keypoints on the fit and test splits, with their labels, as the protocols take them."""
     from dkp_tui.data.layout import open_split
-    from dkp_tui.eval.predict import predict_split
+    from dkp_tui.inference.predict import predict_split
 
     if "fit" not in manifest.splits and manifest.kind == "folder":
         raise DkpError(f"{dataset}: a folder set without labels (no fit and test splits); prepare it with "
@@ -215,7 +215,7 @@ def evaluate_with_splits(req: EvalRequest, *, save: bool = True,
 def _evaluate(req: EvalRequest, save: bool, reuse: bool, progress: Callable[[str, int, int], None] | None
               ) -> tuple[dict[str, Any], EvalSplit | None, EvalSplit | None]:
     from dkp_tui.data.layout import manifest_hash, read_manifest
-    from dkp_tui.eval.predict import load_detector, pick_device, weights_path
+    from dkp_tui.inference.predict import load_detector, pick_device, weights_path
     from dkp_tui.train.runs import append_eval, is_run_dir, read_run_info
 
     run = Path(req.run)

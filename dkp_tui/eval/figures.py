@@ -28,7 +28,7 @@ def overlay_rows(dataset: str | Path, runs: Sequence[str | Path], n: int = 6, sp
 
     from dkp_tui.charts import label_rows
     from dkp_tui.data.loader import eval_batches
-    from dkp_tui.eval.predict import load_detector, load_edge_weights
+    from dkp_tui.inference.predict import load_detector, load_edge_weights
     from dkp_tui.train.samples import to_uint8
     from dkp_tui.viz import draw_keypoints, image_grid, strong_edges
 

@@ -187,7 +187,7 @@ def test_joints_fit_then_infer_predicts_the_test_joints_with_the_eval_error(labe
                                                                              tmp_path: Path) -> None:
     """Also on frames that must be shrunk to be stored: `dkp infer` crops and resizes an original file exactly as
     `dkp prepare` stored it (an OpenCV area resize of its own differed by a few grey levels and moved the error)."""
-    from dkp_tui.eval.infer import read_csv, read_image, square_input
+    from dkp_tui.inference.infer import read_csv, read_image, square_input
 
     ex, ds = labelled
     weights = random_weights(tmp_path / "model.safetensors", tiny_dataset)
@@ -268,7 +268,7 @@ def test_export_bakes_the_joints_into_the_onnx_model(imported, tiny_dataset: Pat
     import onnxruntime as ort
 
     from dkp_tui.eval.joints import load_map
-    from dkp_tui.eval.onnx_detector import pixels_to_unit, uint8_to_array
+    from dkp_tui.inference.onnx_detector import pixels_to_unit, uint8_to_array
 
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     frames = np.asarray(open_split(ds, "test").images[:3])
@@ -287,7 +287,7 @@ def test_runs_compare_on_a_labelled_folder_set(imported, tiny_dataset: Path, tmp
     """`dkp eval --runs N --compare --data DS` on your own labels: the teacher scored on the set's depth, the students
     on RGB, every row with the folder protocol and its mean pose (a fake trainer writes random weights)."""
     from dkp_tui.data.depth_cache import open_depth
-    from dkp_tui.eval import repeats
+    from dkp_tui.experiments import repeats
     from dkp_tui.train.runs import RunInfo, write_run_config, write_run_info
 
     ex, root = imported["ex"], imported["root"]

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from dkp_tui.cli import app
 from dkp_tui.config import load_config
 from dkp_tui.data.layout import open_split
-from dkp_tui.eval.infer import read_csv
-from dkp_tui.eval.predict import load_detector, predict_split
+from dkp_tui.inference.infer import read_csv
+from dkp_tui.inference.predict import load_detector, predict_split
 from dkp_tui.train import loop
 from dkp_tui.train.runs import EVAL_JSON
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from dkp_tui.data.synthetic import generate_dataset
-from dkp_tui.eval.repeats import plan_repeats, run_repeats
+from dkp_tui.experiments.repeats import plan_repeats, run_repeats
 
 PRESET = "synthetic-cpu"
 # trains the plan's image-only runs, exactly the jobs run_repeats would train (same plan, same configs)
@@ -38,7 +38,7 @@ import json, sys
 import torch
 torch.set_num_threads(1)
 from pathlib import Path
-from dkp_tui.eval.repeats import plan_repeats
+from dkp_tui.experiments.repeats import plan_repeats
 from dkp_tui.train.loop import train
 preset, n_runs, out, overrides = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), json.loads(sys.argv[4])
 plan = plan_repeats(preset, n_runs, True, out, overrides)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dkp_tui.errors import DkpError
-from dkp_tui.eval.infer import (
+from dkp_tui.inference.infer import (
     InferResult,
     SquareView,
     collect_sources,

@@ -21,7 +21,16 @@ from dkp_tui.charts import PALETTE as _COLOURS
 from dkp_tui.charts import nice_ticks as _nice_ticks
 from dkp_tui.config import KD_LAYERS
 from dkp_tui.errors import DkpError
-from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, mean_pose_of, run_jobs, seed_config, skills, stats
+from dkp_tui.experiments.jobs import (
+    Job,
+    TrainFn,
+    fmt_mean_std,
+    mean_pose_of,
+    run_jobs,
+    seed_config,
+    skills,
+    stats,
+)
 
 
 def parse_floats(text: str, what: str) -> list[float]:

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from dkp_tui.errors import DkpError
-from dkp_tui.eval.jobs import Job, TrainFn, fmt_mean_std, mean_pose_of, run_jobs, seed_config, skills, stats
+from dkp_tui.experiments.jobs import (
+    Job,
+    TrainFn,
+    fmt_mean_std,
+    mean_pose_of,
+    run_jobs,
+    seed_config,
+    skills,
+    stats,
+)
 
 VARIANTS = ("student-only", "teacher", "distilled")
 ROW_LABELS = {

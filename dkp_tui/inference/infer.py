@@ -259,12 +259,18 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
     """A run directory or .safetensors file through PyTorch; a `dkp export`ed .onnx file through onnxruntime
     (that route imports no torch, so a deployment needs only onnxruntime, numpy, OpenCV and Pillow)."""
     if is_onnx(run):
-        from dkp_tui.eval.onnx_detector import OnnxDetector
+        from dkp_tui.inference.onnx_detector import OnnxDetector
 
         onnx = OnnxDetector.open(run, device)
         return InferenceModel(onnx.detect, onnx.image_size, onnx.n_keypoints, onnx.edge_weights, onnx.role,
                               onnx.step, "onnxruntime")
-    from dkp_tui.eval.predict import detect, load_detector, load_edge_weights, pick_device, uint8_to_input
+    from dkp_tui.inference.predict import (
+        detect,
+        load_detector,
+        load_edge_weights,
+        pick_device,
+        uint8_to_input,
+    )
 
     dev = pick_device(device)
     detector, cfg, meta = load_detector(run, dev)

@@ -11,7 +11,7 @@ import pytest
 
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
-from dkp_tui.eval import jobs, repeats, sweep
+from dkp_tui.experiments import jobs, repeats, sweep
 from dkp_tui.train.runs import RunInfo, read_run_info, write_run_config, write_run_info
 
 OVERRIDES = ["train.iterations=5", 'data.dataset="unused"']

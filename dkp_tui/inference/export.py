@@ -31,8 +31,14 @@ from torch import Tensor, nn
 
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
-from dkp_tui.eval.onnx_detector import EXPORT_FORMAT, EXPORT_VERSION, INPUT_NAME, JOINTS_OUTPUT, OUTPUT_NAMES
 from dkp_tui.extras import require
+from dkp_tui.inference.onnx_detector import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    INPUT_NAME,
+    JOINTS_OUTPUT,
+    OUTPUT_NAMES,
+)
 from dkp_tui.version import __version__
 
 FORMATS = ("onnx",)
@@ -194,7 +200,7 @@ def verification_inputs(size: int, seed: int = 0) -> list[np.ndarray]:
 
 def compare(model: ExportedDetector, onnx_path: Path, inputs: list[np.ndarray]) -> tuple[float, float, float]:
     """Max |onnxruntime - PyTorch| over the inputs: (keypoints in px, heatmaps, joints in px or 0 without)."""
-    from dkp_tui.eval.onnx_detector import OnnxDetector
+    from dkp_tui.inference.onnx_detector import OnnxDetector
 
     runtime = OnnxDetector.open(onnx_path, "cpu")
     kp_diff = hm_diff = joint_diff = 0.0
@@ -219,7 +225,7 @@ def export_run(run: str | Path, out: str | Path | None = None, fmt: str = "onnx"
     """Export, verify against PyTorch on CPU, and only then rename into place; ``joints_file`` (`dkp joints fit`)
     bakes the named-joints map in as a third output, checked like the keypoints."""
     from dkp_tui.atomic import atomic_path
-    from dkp_tui.eval.predict import load_detector, load_edge_weights
+    from dkp_tui.inference.predict import load_detector, load_edge_weights
 
     if fmt not in FORMATS:
         raise DkpError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")

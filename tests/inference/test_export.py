@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from dkp_tui.cli import app
 from dkp_tui.errors import DkpError
-from dkp_tui.eval import export
-from dkp_tui.eval.infer import read_csv, run_inference
-from dkp_tui.eval.onnx_detector import OnnxDetector
-from dkp_tui.eval.predict import load_detector, load_edge_weights
+from dkp_tui.inference import export
+from dkp_tui.inference.infer import read_csv, run_inference
+from dkp_tui.inference.onnx_detector import OnnxDetector
+from dkp_tui.inference.predict import load_detector, load_edge_weights
 from dkp_tui.viz import to_pixels
 
 pytest.importorskip("onnxruntime", reason="the export extra is part of [dev]")  # a missing extra is tested below
@@ -117,7 +117,7 @@ def test_infer_onnx_cli_writes_csv_and_overlays(exported, tmp_path: Path):
 def test_the_onnx_route_does_not_import_torch(exported, tmp_path: Path):
     _, onnx_path, _ = exported
     photos = _photos(tmp_path / "photos")
-    code = ("import sys; from dkp_tui.eval.infer import run_inference; "
+    code = ("import sys; from dkp_tui.inference.infer import run_inference; "
             f"r = run_inference({str(onnx_path)!r}, [{str(photos)!r}], progress=False); "
             "assert len(r.frames) == 4; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,0 +1,1 @@
+"""Experiment drivers that train and evaluate many runs: jobs, repeated seeds, sweeps."""
