@@ -28,14 +28,17 @@ import numpy as np
 from dkp_tui.atomic import check_output_dir
 from dkp_tui.data.images import CROP_MODES, crop_box, to_storage
 from dkp_tui.errors import DkpError
+from dkp_tui.model.confidence import joint_confidence
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y")
+CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y", "confidence")
+OLD_CSV_FIELDS = CSV_FIELDS[:-1]  # before confidence was written (read_csv still reads those files)
 JOINT_FIELD = "joint"  # with --joints: a ninth column; keypoint rows leave it empty, joint rows leave keypoint empty
 log = logging.getLogger("dkp.eval")
 
 DECIMALS = 3  # JSON and CSV carry the same rounded numbers, so both parse back to identical keypoints
+CONFIDENCE_DECIMALS = 4
 
 
 @dataclass
@@ -242,7 +245,8 @@ class _OverlayWriter:
 class InferenceModel:
     """What inference needs of a detector, whichever runtime runs it (PyTorch, or onnxruntime for an export)."""
 
-    detect: Callable[[np.ndarray], np.ndarray]  # B x S x S x 3 uint8 -> B x K x 2 (y, x) in [-1, 1]
+    # B x S x S x 3 uint8 -> (B x K x 2 (y, x) in [-1, 1], B x K confidence, dkp_tui.model.confidence)
+    detect: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     image_size: int
     n_keypoints: int
     edge_weights: np.ndarray  # K x K
@@ -265,7 +269,7 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
         return InferenceModel(onnx.detect, onnx.image_size, onnx.n_keypoints, onnx.edge_weights, onnx.role,
                               onnx.step, "onnxruntime")
     from dkp_tui.inference.predict import (
-        detect,
+        detect_scored,
         load_detector,
         load_edge_weights,
         pick_device,
@@ -274,7 +278,7 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
 
     dev = pick_device(device)
     detector, cfg, meta = load_detector(run, dev)
-    return InferenceModel(lambda frames: detect(detector, uint8_to_input(frames), dev), cfg.model.image_size,
+    return InferenceModel(lambda frames: detect_scored(detector, uint8_to_input(frames), dev), cfg.model.image_size,
                           cfg.model.n_keypoints, load_edge_weights(run), meta.get("role"), int(meta.get("step", 0)),
                           "torch")
 
@@ -339,8 +343,12 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
     def flush() -> None:
         if not pending:
             return
-        kp = model.detect(np.stack(batch))
-        named = None if joint_map is None else joint_map.predict(kp) / (size - 1) * 2.0 - 1.0  # (y, x) in [-1, 1]
+        kp, confidence = model.detect(np.stack(batch))
+        confidence = np.round(np.asarray(confidence, dtype=np.float64), CONFIDENCE_DECIMALS)
+        named = named_confidence = None
+        if joint_map is not None:
+            named = joint_map.predict(kp) / (size - 1) * 2.0 - 1.0  # (y, x) in [-1, 1]
+            named_confidence = np.round(joint_confidence(joint_map.weight, confidence), CONFIDENCE_DECIMALS)
         for n, ((frame, view), k) in enumerate(zip(pending, kp, strict=True)):
             src = sources[frame.source]
             xy = np.round(view.to_frame(k), DECIMALS)
@@ -349,13 +357,15 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
                 "source": str(src.path), "frame": frame.index,
                 "time_s": round(frame.index / src.fps, 4) if src.kind == "video" and src.fps else None,
                 "width": w, "height": h,
-                "keypoints": [{"id": int(j), "x": float(p[0]), "y": float(p[1])} for j, p in enumerate(xy)],
+                "keypoints": [{"id": int(j), "x": float(p[0]), "y": float(p[1]), "confidence": float(c)}
+                              for j, (p, c) in enumerate(zip(xy, confidence[n], strict=True))],
             }
             drawn = xy
-            if named is not None and joint_map is not None:
+            if named is not None and named_confidence is not None and joint_map is not None:
                 jxy = np.round(view.to_frame(named[n]), DECIMALS)
-                entry["joints"] = [{"name": name, "x": float(p[0]), "y": float(p[1])}
-                                   for name, p in zip(joint_map.joint_names, jxy, strict=True)]
+                entry["joints"] = [{"name": name, "x": float(p[0]), "y": float(p[1]), "confidence": float(c)}
+                                   for name, p, c in zip(joint_map.joint_names, jxy, named_confidence[n],
+                                                         strict=True)]
                 drawn = jxy
             result.frames.append(entry)
             if overlays is not None:
@@ -406,16 +416,29 @@ def to_csv(result: InferResult) -> str:
     for f in result.frames:
         head = [f["source"], f["frame"], "" if f["time_s"] is None else f["time_s"], f["width"], f["height"]]
         for p in f["keypoints"]:
-            writer.writerow([*head, p["id"], repr(p["x"]), repr(p["y"])] + ([""] if with_joints else []))
+            writer.writerow([*head, p["id"], repr(p["x"]), repr(p["y"]), _confidence_cell(p)]
+                            + ([""] if with_joints else []))
         for p in f.get("joints", []):
-            writer.writerow([*head, "", repr(p["x"]), repr(p["y"]), p["name"]])
+            writer.writerow([*head, "", repr(p["x"]), repr(p["y"]), _confidence_cell(p), p["name"]])
     return buf.getvalue()
+
+
+def _confidence_cell(point: dict[str, Any]) -> str:
+    return repr(point["confidence"]) if point.get("confidence") is not None else ""
+
+
+def _point(r: dict[str, str], **key: Any) -> dict[str, Any]:
+    point = {**key, "x": float(r["x"]), "y": float(r["y"])}
+    if r.get("confidence"):
+        point["confidence"] = float(r["confidence"])
+    return point
 
 
 def read_csv(text: str) -> list[dict[str, Any]]:
     """Parse `to_csv` output back into frames (the inverse, for scripts and tests)."""
     rows = list(csv.DictReader(io.StringIO(text)))
-    if rows and list(rows[0].keys()) not in (list(CSV_FIELDS), [*CSV_FIELDS, JOINT_FIELD]):
+    if rows and list(rows[0].keys()) not in [list(fields) + extra for fields in (CSV_FIELDS, OLD_CSV_FIELDS)
+                                              for extra in ([], [JOINT_FIELD])]:
         raise DkpError(f"not a dkp keypoint CSV (columns {list(rows[0].keys())})")
     frames: dict[tuple[str, int], dict[str, Any]] = {}
     for r in rows:
@@ -424,7 +447,7 @@ def read_csv(text: str) -> list[dict[str, Any]]:
                                     "time_s": float(r["time_s"]) if r["time_s"] else None,
                                     "width": int(r["width"]), "height": int(r["height"]), "keypoints": []})
         if r.get(JOINT_FIELD):
-            f.setdefault("joints", []).append({"name": r[JOINT_FIELD], "x": float(r["x"]), "y": float(r["y"])})
+            f.setdefault("joints", []).append(_point(r, name=r[JOINT_FIELD]))
         else:
-            f["keypoints"].append({"id": int(r["keypoint"]), "x": float(r["x"]), "y": float(r["y"])})
+            f["keypoints"].append(_point(r, id=int(r["keypoint"])))
     return list(frames.values())
