@@ -51,10 +51,14 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, edges: list[tuple[i
     f = float(1 << shift)
     for i, j, strength in edges or []:
         p, q = pts[i], pts[j]
+        if not (np.isfinite(p).all() and np.isfinite(q).all()):
+            continue  # a hidden point (NaN) draws neither itself nor its edges
         colour = tuple(int(c) for c in (0.5 * (colors[i].astype(float) + colors[j].astype(float))))
         cv2.line(img, (int(p[0] * f), int(p[1] * f)), (int(q[0] * f), int(q[1] * f)), colour,
                  max(1, round(r * 0.6 * strength)), cv2.LINE_AA, shift)
     for c, p in zip(colors, pts, strict=True):
+        if not np.isfinite(p).all():
+            continue
         centre = (int(p[0] * f), int(p[1] * f))
         cv2.circle(img, centre, r * (1 << shift), (0, 0, 0), -1, cv2.LINE_AA, shift)
         cv2.circle(img, centre, max(1, r - 1) * (1 << shift), tuple(int(v) for v in c), -1, cv2.LINE_AA, shift)

@@ -24,6 +24,8 @@ Examples:
   dkp infer --onnx student.onnx photos/ --overlay out/         # a `dkp export`ed model through onnxruntime
 
   dkp infer runs/student clip.mp4 --joints dance-joints.safetensors --overlay out/   # named joints (dkp joints fit)
+
+  dkp infer runs/student clip.mp4 --smooth savgol --min-confidence 0.2 --overlay out/   # filtered trajectories
 """
 
 
@@ -44,6 +46,13 @@ def _infer_command(
                                          help="Draw edges with weight >= this fraction of the strongest."),
     joints: Path | None = typer.Option(None, "--joints", help="A joints file from `dkp joints fit`: adds each "
                                        "frame's named joints; overlays draw the labelled skeleton."),
+    smooth: str = typer.Option("none", "--smooth", help="Videos: filter each track in time: none | savgol | "
+                               "median | oneeuro (raw coordinates kept beside the filtered ones)."),
+    smooth_window: int = typer.Option(7, "--smooth-window", help="Frames in the savgol / median window (odd)."),
+    min_confidence: float = typer.Option(0.0, "--min-confidence", help="Videos: hide points below this "
+                                         "confidence (0..1) and bridge the gaps; overlays leave them out."),
+    max_gap: int = typer.Option(5, "--max-gap", help="Bridge hidden runs of at most this many frames by linear "
+                                "interpolation."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Detect keypoints in images, folders and videos; coordinates are (x, y) pixels of each input frame.
@@ -53,9 +62,17 @@ def _infer_command(
 
     With --onnx MODEL.onnx (or a .onnx file as RUN) the detector runs in onnxruntime instead of PyTorch, with
     the same output; that route does not import torch (needs the `export` extra).
+
+    Every point carries a confidence in [0, 1]: its heatmap's probability within 2 heatmap cells of it. For videos,
+    --smooth filters each keypoint's (and joint's) track over the clip in time order; --min-confidence hides the
+    points below it, and hidden runs of up to --max-gap frames are interpolated. The filtered point is x, y (null
+    where hidden), the detection raw_x, raw_y, and filled marks interpolated points.
     """
     from dkp_tui.atomic import check_output_file, write_text
     from dkp_tui.inference.infer import run_inference, to_csv, to_json
+    from dkp_tui.inference.smoothing import TemporalFilter
+
+    temporal = TemporalFilter(smooth, smooth_window, min_confidence, max_gap)  # bad values: one line, exit 2
 
     if fmt not in ("json", "csv"):
         raise DkpError(f"--format must be json or csv (got {fmt!r})")
@@ -67,7 +84,8 @@ def _infer_command(
     with log_warnings_to_stderr():
         result = run_inference(model, sources, batch_size=batch_size, device=device, crop=crop, stride=stride,
                                overlay_dir=overlay, edge_threshold=edge_threshold,
-                               progress=not quiet and console.is_terminal, joints_file=joints)
+                               progress=not quiet and console.is_terminal, joints_file=joints,
+                               temporal=temporal)
     text = to_json(result) if fmt == "json" else to_csv(result)
     if out is None:
         typer.echo(text, nl=False)

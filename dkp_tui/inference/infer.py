@@ -28,12 +28,14 @@ import numpy as np
 from dkp_tui.atomic import check_output_dir
 from dkp_tui.data.images import CROP_MODES, crop_box, to_storage
 from dkp_tui.errors import DkpError
+from dkp_tui.inference.smoothing import TemporalFilter
 from dkp_tui.model.confidence import joint_confidence
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y", "confidence")
 OLD_CSV_FIELDS = CSV_FIELDS[:-1]  # before confidence was written (read_csv still reads those files)
+FILTER_FIELDS = ("raw_x", "raw_y", "filled")  # with --smooth / --min-confidence: the detection beside x, y
 JOINT_FIELD = "joint"  # with --joints: a ninth column; keypoint rows leave it empty, joint rows leave keypoint empty
 log = logging.getLogger("dkp.eval")
 
@@ -286,9 +288,11 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
 def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: int = 32, device: str = "auto",
                   crop: str = "center", stride: int = 1, overlay_dir: Path | None = None,
                   edge_threshold: float = 0.5, progress: bool = True,
-                  joints_file: str | Path | None = None) -> InferResult:
+                  joints_file: str | Path | None = None, temporal: TemporalFilter | None = None) -> InferResult:
     """``run``: a run directory, a .safetensors file, or a .onnx file written by `dkp export`; ``joints_file``
-    (from `dkp joints fit`) adds each frame's named joints, and the overlays draw the labelled skeleton."""
+    (from `dkp joints fit`) adds each frame's named joints, and the overlays draw the labelled skeleton;
+    ``temporal`` filters each video's tracks (``inference.temporal``), and the overlays then show the filtered
+    points, drawn in a second pass over the frames once every clip is filtered."""
     from dkp_tui.viz import strong_edges
 
     if batch_size < 1 or stride < 1:
@@ -323,7 +327,13 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
         result.meta.update({"joints_file": str(joints_file), "joint_names": joint_map.joint_names,
                             "skeleton": [list(e) for e in joint_map.skeleton]})
         drawn_edges = [(a, b, 1.0) for a, b in joint_map.skeleton]
+    if temporal is not None and temporal.active:
+        result.meta["temporal_filter"] = {"method": temporal.method, "window": temporal.window,
+                                          "min_confidence": temporal.min_confidence, "max_gap": temporal.max_gap}
+    else:
+        temporal = None
     overlays = _OverlayWriter(Path(overlay_dir), drawn_edges) if overlay_dir is not None else None
+    streamed = overlays if temporal is None else None  # filtered overlays wait for whole clips
     total = sum(1 if s.kind == "image" else ((s.frames + stride - 1) // stride if s.frames else 0) for s in sources)
 
     bar = None
@@ -368,8 +378,8 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
                                                          strict=True)]
                 drawn = jxy
             result.frames.append(entry)
-            if overlays is not None:
-                overlays.add(src, frame.source, frame.image, drawn, stride)
+            if streamed is not None:
+                streamed.add(src, frame.source, frame.image, drawn, stride)
         if bar is not None:
             bar.advance(task, len(pending))
         pending.clear()
@@ -383,6 +393,15 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
             if len(batch) >= batch_size:
                 flush()
         flush()
+        if temporal is not None:
+            from dkp_tui.inference import temporal as temporal_tracks
+
+            temporal_tracks.apply(result.frames, temporal)
+            if overlays is not None:
+                key = "joints" if joint_map is not None else "keypoints"
+                for frame, entry in zip(iter_frames(sources, stride), result.frames, strict=True):
+                    overlays.add(sources[frame.source], frame.source, frame.image,
+                                 temporal_tracks.frame_xy(entry, key), stride)
         if overlays is not None:
             overlays.close_video()
             result.meta["overlays"] = overlays.written
@@ -408,38 +427,56 @@ def to_json(result: InferResult) -> str:
 
 def to_csv(result: InferResult) -> str:
     """Long format: one row per (frame, keypoint), then (with --joints) one per (frame, named joint), told apart
-    by which of the ``keypoint`` and ``joint`` columns is filled; the run's metadata is in the JSON format only."""
+    by which of the ``keypoint`` and ``joint`` columns is filled; with temporal filtering, ``x``, ``y`` are the
+    filtered point (empty where hidden) and ``raw_x``, ``raw_y``, ``filled`` follow. The run's metadata is in the
+    JSON format only."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     with_joints = any("joints" in f for f in result.frames)
-    writer.writerow((*CSV_FIELDS, JOINT_FIELD) if with_joints else CSV_FIELDS)
+    filtered = any("raw_x" in p for f in result.frames for p in f["keypoints"])
+    writer.writerow([*CSV_FIELDS, *(FILTER_FIELDS if filtered else ()), *((JOINT_FIELD,) if with_joints else ())])
+
+    def row(head: list[Any], keypoint: Any, p: dict[str, Any], joint: str) -> list[Any]:
+        cells = [*head, keypoint, _number_cell(p["x"]), _number_cell(p["y"]), _number_cell(p.get("confidence"))]
+        if filtered:
+            cells += [_number_cell(p.get("raw_x")), _number_cell(p.get("raw_y")), int(bool(p.get("filled")))]
+        return cells + ([joint] if with_joints else [])
+
     for f in result.frames:
         head = [f["source"], f["frame"], "" if f["time_s"] is None else f["time_s"], f["width"], f["height"]]
         for p in f["keypoints"]:
-            writer.writerow([*head, p["id"], repr(p["x"]), repr(p["y"]), _confidence_cell(p)]
-                            + ([""] if with_joints else []))
+            writer.writerow(row(head, p["id"], p, ""))
         for p in f.get("joints", []):
-            writer.writerow([*head, "", repr(p["x"]), repr(p["y"]), _confidence_cell(p), p["name"]])
+            writer.writerow(row(head, "", p, p["name"]))
     return buf.getvalue()
 
 
-def _confidence_cell(point: dict[str, Any]) -> str:
-    return repr(point["confidence"]) if point.get("confidence") is not None else ""
+def _number_cell(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _number(text: str | None) -> float | None:
+    return float(text) if text else None
 
 
 def _point(r: dict[str, str], **key: Any) -> dict[str, Any]:
-    point = {**key, "x": float(r["x"]), "y": float(r["y"])}
+    point = {**key, "x": _number(r["x"]), "y": _number(r["y"])}
     if r.get("confidence"):
         point["confidence"] = float(r["confidence"])
+    if "raw_x" in r:
+        point.update(raw_x=_number(r["raw_x"]), raw_y=_number(r["raw_y"]), filled=r.get("filled") == "1")
     return point
 
 
 def read_csv(text: str) -> list[dict[str, Any]]:
-    """Parse `to_csv` output back into frames (the inverse, for scripts and tests)."""
+    """Parse `to_csv` output back into frames (the inverse, for scripts and tests); files written before the
+    confidence column are read too."""
     rows = list(csv.DictReader(io.StringIO(text)))
-    if rows and list(rows[0].keys()) not in [list(fields) + extra for fields in (CSV_FIELDS, OLD_CSV_FIELDS)
-                                              for extra in ([], [JOINT_FIELD])]:
-        raise DkpError(f"not a dkp keypoint CSV (columns {list(rows[0].keys())})")
+    if rows:
+        columns = list(rows[0].keys())
+        known = set(CSV_FIELDS) | set(FILTER_FIELDS) | {JOINT_FIELD}
+        if columns[:len(OLD_CSV_FIELDS)] != list(OLD_CSV_FIELDS) or not set(columns) <= known:
+            raise DkpError(f"not a dkp keypoint CSV (columns {columns})")
     frames: dict[tuple[str, int], dict[str, Any]] = {}
     for r in rows:
         key = (r["source"], int(r["frame"]))
