@@ -35,7 +35,8 @@ def _infer_command(
     inputs: list[Path] | None = typer.Argument(None, help="Images, videos or folders of them.", show_default=False),
     onnx: Path | None = typer.Option(None, "--onnx", help="Run this `dkp export`ed model with onnxruntime "
                                      "(then every argument is an input)."),
-    fmt: str = typer.Option("json", "--format", "-f", help="json | csv."),
+    fmt: str = typer.Option("json", "--format", "-f", help="json | csv, or through sleap-io (needs --out): slp | "
+                            "nwb | dlc | analysis-h5 | labelstudio."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write keypoints here (default: stdout)."),
     overlay: Path | None = typer.Option(None, "--overlay", help="Folder for overlay PNGs / mp4 videos."),
     crop: str = typer.Option("center", "--crop", help="center: largest centred square (undistorted); none: squash."),
@@ -75,7 +76,9 @@ def _infer_command(
     temporal = TemporalFilter(smooth, smooth_window, min_confidence, max_gap)  # bad values: one line, exit 2
 
     if fmt not in ("json", "csv"):
-        raise DkpError(f"--format must be json or csv (got {fmt!r})")
+        from dkp_tui.inference import predictions_sleapio
+
+        predictions_sleapio.check_format(fmt, out)  # a known format, --out given, sleap-io installed
     if out is not None:
         check_output_file(out, "--out")  # before the work, not after it
     model, sources = _model_and_inputs(run, list(inputs or []), onnx)
@@ -86,11 +89,14 @@ def _infer_command(
                                overlay_dir=overlay, edge_threshold=edge_threshold,
                                progress=not quiet and console.is_terminal, joints_file=joints,
                                temporal=temporal)
-    text = to_json(result) if fmt == "json" else to_csv(result)
-    if out is None:
-        typer.echo(text, nl=False)
+    if fmt not in ("json", "csv"):
+        assert out is not None
+        predictions_sleapio.write(result.meta, result.frames, out, fmt)
+    elif out is None:
+        typer.echo(to_json(result) if fmt == "json" else to_csv(result), nl=False)
     else:
-        write_text(out, text)
+        write_text(out, to_json(result) if fmt == "json" else to_csv(result))
+    if out is not None:
         if not quiet:
             console.print(f"{len(result.frames)} frames → {out}"
                           + (f"; overlays in {overlay}" if overlay is not None else ""))
