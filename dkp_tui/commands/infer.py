@@ -26,6 +26,8 @@ Examples:
   dkp infer runs/student clip.mp4 --joints dance-joints.safetensors --overlay out/   # named joints (dkp joints fit)
 
   dkp infer runs/student clip.mp4 --smooth savgol --min-confidence 0.2 --overlay out/   # filtered trajectories
+
+  dkp infer runs/student clip.mp4 --joints j.safetensors --overlay out/ --trail 10   # paths and joint names
 """
 
 
@@ -54,6 +56,8 @@ def _infer_command(
                                          "confidence (0..1) and bridge the gaps; overlays leave them out."),
     max_gap: int = typer.Option(5, "--max-gap", help="Bridge hidden runs of at most this many frames by linear "
                                 "interpolation."),
+    trail: int = typer.Option(0, "--trail", min=0, help="Video overlays: draw each point's path over the last N "
+                              "frames."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Detect keypoints in images, folders and videos; coordinates are (x, y) pixels of each input frame.
@@ -88,7 +92,7 @@ def _infer_command(
         result = run_inference(model, sources, batch_size=batch_size, device=device, crop=crop, stride=stride,
                                overlay_dir=overlay, edge_threshold=edge_threshold,
                                progress=not quiet and console.is_terminal, joints_file=joints,
-                               temporal=temporal)
+                               temporal=temporal, trail=trail)
     if fmt not in ("json", "csv"):
         assert out is not None
         predictions_sleapio.write(result.meta, result.frames, out, fmt)

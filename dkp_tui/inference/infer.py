@@ -178,10 +178,14 @@ class InferResult:
 class _OverlayWriter:
     """Overlay PNGs for images and one mp4 per video (written under a temporary name, renamed when complete)."""
 
-    def __init__(self, out_dir: Path, edges: list[tuple[int, int, float]]) -> None:
+    def __init__(self, out_dir: Path, edges: list[tuple[int, int, float]], trail: int = 0,
+                 names: list[str] | None = None) -> None:
         self.dir = out_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.edges = edges
+        self.trail = trail  # frames of each point's path drawn behind it (videos)
+        self.names = names  # drawn beside the points (named joints)
+        self.history: list[np.ndarray] = []
         self.used: set[str] = set()
         self.video: cv2.VideoWriter | None = None
         self.video_paths: tuple[Path, Path] | None = None
@@ -197,22 +201,32 @@ class _OverlayWriter:
         return name
 
     @staticmethod
-    def draw(image: np.ndarray, xy: np.ndarray, edges: list[tuple[int, int, float]]) -> np.ndarray:
-        from dkp_tui.viz import draw_keypoints
+    def draw(image: np.ndarray, xy: np.ndarray, edges: list[tuple[int, int, float]],
+             history: list[np.ndarray] | None = None, names: list[str] | None = None) -> np.ndarray:
+        """The frame with its points (NaN: hidden, not drawn), their edges, optionally the points' recent paths
+        (``history``, oldest first, ending with ``xy``) and their names."""
+        from dkp_tui.viz import draw_keypoints, draw_names, draw_trails
 
         h, w = image.shape[:2]
         scale = max(1, 256 // max(h, w))  # small frames are upscaled so the overlay stays readable
         if scale > 1:
             image = cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
         big = (np.asarray(xy) + 0.5) * scale - 0.5
+        if history is not None and len(history) > 1:
+            image = draw_trails(np.ascontiguousarray(image), (np.asarray(history) + 0.5) * scale - 0.5)
         hh, ww = image.shape[:2]
         kp = np.stack([big[:, 1] / max(hh - 1, 1) * 2 - 1, big[:, 0] / max(ww - 1, 1) * 2 - 1], axis=-1)
-        return draw_keypoints(image, kp, edges)
+        drawn = draw_keypoints(image, kp, edges)
+        return draw_names(drawn, big, names) if names else drawn
 
     def add(self, src: Source, source_index: int, image: np.ndarray, xy: np.ndarray, stride: int) -> None:
         from dkp_tui.viz import save_png
 
-        drawn = self.draw(image, xy, self.edges)
+        if source_index != self.video_source:
+            self.history = []
+        if self.trail and src.kind == "video":
+            self.history = [*self.history, np.asarray(xy, dtype=np.float64)][-(self.trail + 1):]
+        drawn = self.draw(image, xy, self.edges, self.history if self.trail else None, self.names)
         if src.kind == "image":
             path = self.dir / self._name(src.path.stem, ".png")
             save_png(str(path), drawn)
@@ -288,7 +302,8 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
 def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: int = 32, device: str = "auto",
                   crop: str = "center", stride: int = 1, overlay_dir: Path | None = None,
                   edge_threshold: float = 0.5, progress: bool = True,
-                  joints_file: str | Path | None = None, temporal: TemporalFilter | None = None) -> InferResult:
+                  joints_file: str | Path | None = None, temporal: TemporalFilter | None = None,
+                  trail: int = 0) -> InferResult:
     """``run``: a run directory, a .safetensors file, or a .onnx file written by `dkp export`; ``joints_file``
     (from `dkp joints fit`) adds each frame's named joints, and the overlays draw the labelled skeleton;
     ``temporal`` filters each video's tracks (``inference.temporal``), and the overlays then show the filtered
@@ -332,7 +347,8 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
                                           "min_confidence": temporal.min_confidence, "max_gap": temporal.max_gap}
     else:
         temporal = None
-    overlays = _OverlayWriter(Path(overlay_dir), drawn_edges) if overlay_dir is not None else None
+    overlays = None if overlay_dir is None else _OverlayWriter(
+        Path(overlay_dir), drawn_edges, trail, joint_map.joint_names if joint_map is not None else None)
     streamed = overlays if temporal is None else None  # filtered overlays wait for whole clips
     total = sum(1 if s.kind == "image" else ((s.frames + stride - 1) // stride if s.frames else 0) for s in sources)
 

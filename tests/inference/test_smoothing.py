@@ -123,3 +123,21 @@ def test_infer_smooth_keeps_raw_beside_filtered_and_hides_unsure_points(clip_and
     assert all(p["x"] is None and p["raw_x"] is not None for f in hidden["frames"] for p in f["keypoints"])
     bad = runner.invoke(app, [*args, "--smooth", "kalman"])
     assert bad.exit_code == 2 and "--smooth" in bad.output
+
+
+def test_overlays_draw_trails_and_leave_hidden_points_out():
+    """The overlay of a frame with a trail differs from one without only along the points' past positions; a
+    hidden (NaN) point draws nothing."""
+    from dkp_tui.inference.infer import _OverlayWriter
+
+    image = np.full((64, 64, 3), 40, np.uint8)
+    xy = np.array([[40.0, 40.0], [np.nan, np.nan]])
+    history = [np.array([[10.0, 10.0], [np.nan, np.nan]]), np.array([[25.0, 25.0], [np.nan, np.nan]]), xy]
+    plain = _OverlayWriter.draw(image, xy, [(0, 1, 1.0)])
+    trailed = _OverlayWriter.draw(image, xy, [(0, 1, 1.0)], history)
+    changed = np.argwhere((plain != trailed).any(axis=-1)) / 4.0  # back to frame pixels (drawn at 4x)
+    assert len(changed) and np.abs(changed[:, 0] - changed[:, 1]).max() < 2.0  # along the diagonal path
+    alone = _OverlayWriter.draw(image, np.array([[40.0, 40.0]]), [])
+    np.testing.assert_array_equal(plain, alone)  # the hidden point and its edge drew nothing
+    named = _OverlayWriter.draw(image, xy, [], names=["head", "hand"])
+    assert (named != alone).any()
