@@ -14,7 +14,7 @@ from dkp_tui.commands.help_text import command_help
 from dkp_tui.version import __version__
 
 COMMANDS = ("prepare", "depth", "train", "eval", "joints", "infer", "export", "export_metrics", "sweep", "watch",
-            "bench", "doctor")
+            "bench", "doctor", "outliers")
 
 app = typer.Typer(
     name="dkp",
