@@ -14,6 +14,8 @@ Examples:
 
   dkp outliers runs/own videos/ --n 20 --out label-next/      # label-next/job.slp, frames/*.png, picks.json
 
+  dkp outliers runs/own videos/ --labelled labels.json --n 20 --out next/   # skip frames labelled already
+
   dkp outliers runs/own clip0.mp4 clip1.mp4 --n 10 --min-gap 10 --out next/ --json
 """
 
@@ -27,6 +29,8 @@ def _outliers_command(
     stride: int = typer.Option(1, "--stride", min=1, help="Videos: score every N-th frame."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Frames per detector batch."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
+    labelled: list[Path] = typer.Option([], "--labelled", help="Label files of frames labelled already (never "
+                                        "picked again); repeatable."),
     json_out: bool = typer.Option(False, "--json", help="Print the picks as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -44,14 +48,19 @@ def _outliers_command(
     from dkp_tui.extras import require
     from dkp_tui.inference.infer import run_inference
     from dkp_tui.inference.label_job import write_job
-    from dkp_tui.inference.outliers import pick
+    from dkp_tui.inference.outliers import labelled_keys, pick
 
     require("sleap_io", extra="labels")
     check_output_dir(out, "--out")
+    done = set()
+    if labelled:
+        from dkp_tui.data.labels import read_label_files
+
+        done = labelled_keys(list(read_label_files(list(labelled)).xy))
     with log_warnings_to_stderr():
         result = run_inference(run, list(inputs), batch_size=batch_size, device=device, stride=stride,
                                progress=not quiet and console.is_terminal)
-    picks = pick(result.frames, n, min_gap)
+    picks = pick(result.frames, n, min_gap, done)
     summary = write_job(result.meta, result.frames, picks, out, stride)
     if json_out:
         print_json(summary)

@@ -34,6 +34,8 @@ Examples:
 
   dkp prepare folder ~/videos/dance --labels dance_coco.json --out data/dance   # + fit/test splits from labels
 
+  dkp prepare folder ~/videos/dance --labels dance_coco.json --labels next/labelled.slp --out data/dance2
+
 Labels (--labels): COCO keypoints JSON, DeepLabCut CollectedData_*.csv (single animal), a CSV with the header image,joint,x,y, and through sleap-io (the labels extra) SLEAP .slp, NWB .nwb (ndx-pose), Label Studio JSON and Ultralytics YOLO pose (its data.yaml or folder); pixels of the original image or video frame (video frames named clip.mp4#<frame index>). They get the same crop and resize as the pixels; the labelled frames form the fit and test splits (--test-fraction, default 0.2 with labels, drawn by whole file), and the test files are left out of train.
 """
 
@@ -45,8 +47,8 @@ def _folder_command(
     test_fraction: float | None = typer.Option(
         None, "--test-fraction", show_default=False,
         help="Fraction of the files (whole videos) held out as a test split (default 0, or 0.2 with --labels)."),
-    labels: Path | None = typer.Option(None, "--labels", help="Keypoint labels: COCO JSON, DeepLabCut CSV or "
-                                       "image,joint,x,y CSV (in original-frame pixels)."),
+    labels: list[Path] | None = typer.Option(None, "--labels", help="Keypoint labels in original-frame pixels "
+                                             "(see above); repeat to add the frames labelled next."),
     label_format: str = typer.Option("auto", "--label-format", help="auto (by name and content) | coco | dlc | csv | slp | nwb | labelstudio | ultralytics."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --test-fraction draw."),
     out: OutOpt = None,
@@ -64,7 +66,7 @@ def _folder_command(
     name = path.resolve().stem or "folder"
     image_size, out_dir = resolve(preset, None, size, out, f"data/{name}")
     run(lambda r: plan_folder(path, fps=fps or None, crop=crop, test_fraction=test_fraction, seed=seed, reporter=r,
-                              labels=labels, label_format=label_format, size=image_size),
+                              labels=list(labels or []), label_format=label_format, size=image_size),
         out_dir, image_size, force, skip_bad, workers, json_out, quiet)
 
 

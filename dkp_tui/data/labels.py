@@ -110,6 +110,28 @@ def read_labels(path: str | Path, fmt: str = "auto") -> LabelSet:
     return labels
 
 
+def read_label_files(paths: list[Path], fmt: str = "auto") -> LabelSet:
+    """Several label files as one set (the first labels, then the frames labelled next): the same joints in each
+    (the first file's order is kept), the first skeleton given, and no frame name in two files."""
+    sets = [read_labels(p, fmt) for p in paths]
+    if len(sets) == 1:
+        return sets[0]
+    first = sets[0]
+    merged = LabelSet(" + ".join(s.path for s in sets), "+".join(dict.fromkeys(s.format for s in sets)),
+                      list(first.joint_names), next((s.skeleton for s in sets if s.skeleton), []))
+    for other in sets:
+        if sorted(other.joint_names) != sorted(first.joint_names):
+            raise DkpError(f"{other.path}: joints {', '.join(other.joint_names)} differ from {first.path}'s "
+                           f"{', '.join(first.joint_names)}")
+        order = [other.joint_names.index(n) for n in first.joint_names]
+        for name in other.xy:
+            if name in merged.xy:
+                raise _fail(other.path, repr(name), "also labelled in an earlier --labels file")
+            merged.xy[name] = other.xy[name][order]
+            merged.present[name] = other.present[name][order]
+    return merged
+
+
 def _number(value: Any, path: Path, entry: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _fail(path, entry, f"{value!r} is not a finite number")

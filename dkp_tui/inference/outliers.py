@@ -77,17 +77,36 @@ def score_frames(frames: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, 
     return (ranks(low) + ranks(jump)) / 2.0, low, jump
 
 
-def pick(frames: list[dict[str, Any]], n: int, min_gap: int = 5) -> list[Pick]:
-    """The ``n`` frames to label next (fewer when spacing and caps leave no more), best first."""
+def frame_key(source: str, frame: int) -> tuple[str, int]:
+    """A frame by its file's name and index, as label files and `dkp infer` both name it: ``clip.mp4#12`` and
+    ``/data/videos/clip.mp4`` frame 12 are the same frame (an image is frame 0)."""
+    return source.replace("\\", "/").rsplit("/", 1)[-1], frame
+
+
+def labelled_keys(names: list[str]) -> set[tuple[str, int]]:
+    """Label files' frame names (``clip.mp4#12``, ``images/a.png``) as ``frame_key``s."""
+    out = set()
+    for name in names:
+        file, _, index = name.partition("#")
+        out.add(frame_key(file, int(index) if index.isdigit() else 0))
+    return out
+
+
+def pick(frames: list[dict[str, Any]], n: int, min_gap: int = 5,
+         labelled: set[tuple[str, int]] | None = None) -> list[Pick]:
+    """The ``n`` frames to label next (fewer when spacing and caps leave no more), best first; frames already
+    ``labelled`` (``frame_key``s) are never picked, and picks keep ``min_gap`` from them too."""
     score, low, jump = score_frames(frames)
     sources = list(dict.fromkeys(f["source"] for f in frames))
     cap = max(1, math.ceil(2 * n / max(len(sources), 1)))
     taken: dict[str, list[int]] = {s: [] for s in sources}
+    done = labelled or set()
     out: list[Pick] = []
     for i in np.argsort(-score, kind="stable"):
         f = frames[i]
         mine = taken[f["source"]]
-        if len(mine) >= cap or any(abs(f["frame"] - g) < min_gap for g in mine):
+        if len(mine) >= cap or any(abs(f["frame"] - g) < min_gap for g in mine) or \
+                frame_key(f["source"], f["frame"]) in done:
             continue
         mine.append(f["frame"])
         out.append(Pick(int(i), f["source"], int(f["frame"]), float(score[i]), float(low[i]), float(jump[i])))

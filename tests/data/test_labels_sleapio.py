@@ -148,3 +148,25 @@ def test_without_the_labels_extra_the_error_names_it(tmp_path: Path, monkeypatch
     monkeypatch.setitem(sys.modules, "sleap_io", None)  # import sleap_io raises ImportError
     with pytest.raises(DkpError, match=r"\[labels\]"):
         lb.read_labels(tmp_path / "labels.slp")
+
+
+def test_several_label_files_are_one_set_in_the_first_files_joint_order(sio, exported: Exported, tmp_path: Path):
+    """The first labels (COCO) and the frames labelled next (a .slp, joints in another order) prepare as one set;
+    a frame in both files is refused."""
+    first = write_coco(Exported(exported.folder, exported.names[:6], [], exported.xy[:6], exported.present[:6],
+                                exported.joint_names, exported.skeleton), tmp_path / "first.json")
+    shuffled = list(reversed(exported.joint_names))
+    order = [exported.joint_names.index(n) for n in shuffled]
+    later = Exported(exported.folder, exported.names, [], exported.xy[:, order], exported.present[:, order],
+                     shuffled, [])
+    sio.save_file(_labels(sio, later, _image_sequence(sio, later), frames=list(range(6, len(exported.names)))),
+                  str(tmp_path / "next.slp"), format="slp")
+    merged = lb.read_label_files([first, tmp_path / "next.slp"])
+    assert merged.joint_names == exported.joint_names and len(merged.xy) == len(exported.names)
+    _check_same(exported, merged)
+    sio.save_file(_labels(sio, later, _image_sequence(sio, later), frames=[5, 6]), str(tmp_path / "again.slp"),
+                  format="slp")
+    result = runner.invoke(app, ["prepare", "folder", str(exported.folder), "--labels", str(first), "--labels",
+                                 str(tmp_path / "again.slp"), "--out", str(tmp_path / "ds"), "--size", "64", "-q"])
+    assert result.exit_code == 2 and "img5.png" in result.output and "duplicate" in result.output
+    assert not (tmp_path / "ds").exists()

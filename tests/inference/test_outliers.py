@@ -83,3 +83,16 @@ def test_outliers_writes_a_job_sleap_reads_and_its_labels_come_back_as_video_fra
     sio.save_slp(labels, str(tmp_path / "labelled.slp"))
     got = read_labels(tmp_path / "labelled.slp")
     assert sorted((Path(n.split("#")[0]).name, int(n.split("#")[1])) for n in got.xy) == suggested
+
+
+def test_frames_labelled_already_are_never_picked():
+    t = 20
+    xy = np.zeros((t, 2, 2)) + 50.0
+    confidence = np.full((t, 2), 0.9)
+    confidence[4] = 0.1  # the least sure frame, but labelled already (as clip.mp4#4 in some label file)
+    confidence[15] = 0.3
+    frames = _frames("/data/videos/clip.mp4", xy, confidence)
+    assert outliers.pick(frames, 1)[0].frame == 4
+    done = outliers.labelled_keys(["clip.mp4#4", "other.mp4#15", "images/a.png"])
+    assert done == {("clip.mp4", 4), ("other.mp4", 15), ("a.png", 0)}
+    assert [p.frame for p in outliers.pick(frames, 1, labelled=done)] == [15]
