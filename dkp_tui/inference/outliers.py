@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from dkp_tui.inference.temporal import frame_xy
+
 
 @dataclass(frozen=True)
 class Pick:
@@ -70,8 +72,7 @@ def score_frames(frames: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, 
         by_source.setdefault(f["source"], []).append(i)
     for ix in by_source.values():
         ix = sorted(ix, key=lambda i: frames[i]["frame"])
-        xy = np.array([[[np.nan if p["x"] is None else p["x"], np.nan if p["y"] is None else p["y"]]
-                        for p in frames[i]["keypoints"]] for i in ix], dtype=np.float64)
+        xy = np.array([frame_xy(frames[i], "keypoints") for i in ix], dtype=np.float64)
         size = float(max(frames[ix[0]]["width"], frames[ix[0]]["height"]))
         jump[ix] = jumps(xy, size)
     return (ranks(low) + ranks(jump)) / 2.0, low, jump

@@ -38,8 +38,9 @@ EVERY_FRAME = ("nwb",)  # sleap-io 0.9.5's NWB writer indexes frames as if none 
 
 def _points(result_frames: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(F, P, 2) (x, y) with NaN for hidden points, (F, P) confidence (1 where the output has none)."""
-    xy = np.array([[[np.nan if p["x"] is None else p["x"], np.nan if p["y"] is None else p["y"]] for p in f[key]]
-                   for f in result_frames], dtype=np.float64)
+    from dkp_tui.inference.temporal import frame_xy
+
+    xy = np.array([frame_xy(f, key) for f in result_frames], dtype=np.float64)
     conf = np.array([[p.get("confidence", 1.0) for p in f[key]] for f in result_frames], dtype=np.float64)
     return xy, conf
 
