@@ -42,6 +42,13 @@ def inputs(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     return {"weights": weights, "clip": clip, "photos": photos, "root": root}
 
 
+@pytest.fixture(scope="module")
+def expected(inputs) -> dict[bool, dict]:
+    """The JSON of the clip alone (False) and of the clip and the photos (True): what every format must hold."""
+    return {False: _infer(inputs["weights"], inputs["clip"]),
+            True: _infer(inputs["weights"], inputs["clip"], inputs["photos"])}
+
+
 def _infer(*args: object) -> dict:
     result = runner.invoke(app, ["infer", *map(str, args), "-q"])
     assert result.exit_code == 0, result.output
@@ -64,9 +71,11 @@ def _frame_key(lf) -> tuple[str, int]:
 @pytest.mark.parametrize("fmt, suffix, with_images", [("slp", ".slp", True), ("nwb", ".nwb", False),
                                                       ("analysis-h5", ".h5", False),
                                                       ("labelstudio", ".json", True)])
-def test_predictions_read_back_with_sleap_io(sio, inputs, tmp_path: Path, fmt: str, suffix: str, with_images: bool):
+def test_predictions_read_back_with_sleap_io(sio, inputs, expected, tmp_path: Path, fmt: str, suffix: str,
+                                             with_images: bool):
     sources = [inputs["clip"], *([inputs["photos"]] if with_images else [])]
-    expected = _by_frame(_infer(inputs["weights"], *sources))
+    js = expected[with_images]
+    expected = _by_frame(js)
     out = tmp_path / f"pred{suffix}"
     _infer(inputs["weights"], *sources, "--format", fmt, "--out", out)
     labels = sio.load_file(str(out))
@@ -79,17 +88,16 @@ def test_predictions_read_back_with_sleap_io(sio, inputs, tmp_path: Path, fmt: s
         if fmt != "labelstudio":  # Label Studio keeps no scores
             np.testing.assert_allclose(got[key].numpy(scores=True)[order, 2], confidence, atol=1e-4)
     if fmt in ("slp", "nwb", "analysis-h5"):  # the learned edges (Label Studio keeps no skeleton)
-        js = _infer(inputs["weights"], inputs["clip"])
         edges = {frozenset((f"kp{i}", f"kp{j}")) for i, j, _ in js["edges"]}
         assert {frozenset((e.source.name, e.destination.name)) for e in labels.skeleton.edges} == edges
 
 
-def test_deeplabcut_csv_carries_the_coordinates(sio, inputs, tmp_path: Path):
+def test_deeplabcut_csv_carries_the_coordinates(sio, inputs, expected, tmp_path: Path):
     """sleap-io 0.9.5 writes DeepLabCut's labelled-data table (frames as labeled-data/<video>/img<frame>.png) and
     leaves `likelihood` empty; the coordinates are the JSON's."""
     import pandas as pd
 
-    expected = _by_frame(_infer(inputs["weights"], inputs["clip"]))
+    expected = _by_frame(expected[False])
     _infer(inputs["weights"], inputs["clip"], "--format", "dlc", "--out", tmp_path / "pred.csv")
     table = pd.read_csv(tmp_path / "pred.csv", header=[0, 1, 2], index_col=0)
     for index, row in table.iterrows():
