@@ -7,12 +7,12 @@ Run it in a folder where the README's walk-through ran with every frame's joints
     dkp train --preset synthetic-cpu --set kd.gamma=0 --set data.dataset=data/own --iterations 200 --run runs/own
     python benchmarks/footage_loop.py .            # prints the three tables (markdown) and writes footage_loop.json
 
-1. **Confidence**: `dkp joints fit` on data/own, `dkp infer --joints` on the test clip; every (frame, joint) of
-   the test clip by joint-confidence decile, with its error against the true joints.
+1. **Confidence**: `dkp joints fit` on data/own, `dkp infer --joints` on the test clips; every (frame, joint) of
+   the test clips by joint-confidence decile, with its error against the true joints.
 2. **Filtering**: the same with `--smooth savgol|median|oneeuro`: joint error and jitter (mean |second
-   difference|) on the test clip, raw against filtered.
-3. **Outliers vs random**: labels on every 8th frame of the fit clips (and the whole test clip as the test
-   split), then N more chosen by `dkp outliers` (the first N not labelled yet) or at random (several seeds);
+   difference|, per clip) on the test clips, raw against filtered.
+3. **Outliers vs random**: labels on every 8th frame of the fit clips (and the whole test clips as the test
+   split, checked to stay the same), then N more chosen by `dkp outliers` (the first N not labelled yet) or at random (several seeds);
    `dkp joints fit`'s test error after each.
 """
 
@@ -75,24 +75,26 @@ def main() -> None:
     args = ap.parse_args()
     w = args.work.resolve()
     report = json.loads((w / "data/own/prepare_report.json").read_text())
-    test_clip = report["labels"]["test_files"][0]
+    test_clips = report["labels"]["test_files"]  # every test clip stays fully labelled: the same test split
     fit_clips = report["labels"]["fit_files"]
     truth = load_truth(w / "truth.json")
     truth_doc = json.loads((w / "truth.json").read_text())
-    results: dict[str, Any] = {"test_clip": test_clip, "fit_clips": fit_clips, "times_s": {}}
+    results: dict[str, Any] = {"test_clips": test_clips, "fit_clips": fit_clips, "times_s": {}}
 
     # 1 + 2: confidence deciles and filtering, on the test clip with the joints fitted on data/own
     _, t = dkp("joints", "fit", "runs/own", "--data", "data/own", "--out", "own-joints.safetensors", "--json", cwd=w)
     results["times_s"]["joints fit"] = t
     rows = {}
     for method in METHODS:
-        out, t = dkp("infer", "runs/own", f"videos/{test_clip}", "--joints", "own-joints.safetensors", "-q",
-                     "--smooth", method, cwd=w)
+        out, t = dkp("infer", "runs/own", *[f"videos/{c}" for c in test_clips], "--joints", "own-joints.safetensors",
+                     "-q", "--smooth", method, cwd=w)
         results["times_s"][f"infer --smooth {method}"] = t
         names, xy, conf = joints_xy(json.loads(out))
         gt = np.array([truth[n] for n in names])
         err = np.linalg.norm(xy - gt, axis=-1)
-        rows[method] = {"px": float(np.nanmean(err)), "jitter": jitter(xy), "truth_jitter": jitter(gt)}
+        clips = [[i for i, n in enumerate(names) if n.startswith(f"{c}#")] for c in test_clips]
+        rows[method] = {"px": float(np.nanmean(err)), "jitter": float(np.mean([jitter(xy[ix]) for ix in clips])),
+                        "truth_jitter": float(np.mean([jitter(gt[ix]) for ix in clips]))}
         if method == "none":
             order = np.argsort(conf.ravel())
             deciles = np.array_split(order, 10)
@@ -107,7 +109,7 @@ def main() -> None:
     # 3: outliers vs random
     every = 8
     base = {n for n in truth if n.split("#")[0] in fit_clips and int(n.split("#")[1]) % every == 0}
-    base |= {n for n in truth if n.split("#")[0] == test_clip}
+    base |= {n for n in truth if n.split("#")[0] in test_clips}
     unlabelled = sorted(n for n in truth if n.split("#")[0] in fit_clips and n not in base)
 
     def fit_with(extra: set[str], tag: str) -> float:
@@ -117,10 +119,11 @@ def main() -> None:
         out, _ = dkp("joints", "fit", "runs/own", "--data", f"data/loop-{tag}", "--out", f"loop-{tag}.safetensors",
                      "--json", cwd=w)
         summary = json.loads(out)
-        assert summary.get("test") is not None
+        prepared = json.loads((w / f"data/loop-{tag}/prepare_report.json").read_text())
+        assert prepared["labels"]["test_files"] == test_clips, "the test split moved"
         return float(summary["test"]["px"])
 
-    loop: dict[str, Any] = {"base_labels": len(base) - sum(n.startswith(test_clip) for n in base), "n": args.n}
+    loop: dict[str, Any] = {"base_labels": sum(n.split("#")[0] in fit_clips for n in base), "n": args.n}
     loop["base_px"] = fit_with(set(), "base")
     out, t = dkp("outliers", "runs/own", *[f"videos/{c}" for c in fit_clips], "--n", 4 * args.n, "--min-gap", 3,
                  "--out", "next", "--json", "-q", cwd=w)
