@@ -10,19 +10,22 @@ import importlib
 
 import typer
 
+from dkp_tui.commands.help_text import command_help
 from dkp_tui.version import __version__
 
 COMMANDS = ("prepare", "depth", "train", "eval", "joints", "infer", "export", "export_metrics", "sweep", "watch",
-            "bench")
+            "bench", "doctor", "outliers")
 
 app = typer.Typer(
     name="dkp",
-    help="Distill-DKP: self-supervised human keypoints, distilled from a depth teacher into an RGB student.\n\n"
-    "Typical session on the built-in data:\n\n"
-    "  dkp prepare synthetic --preset synthetic-cpu\n\n"
-    "  dkp train --teacher depth --preset synthetic-cpu --run runs/teacher\n\n"
-    "  dkp train --preset synthetic-cpu --teacher-run runs/teacher --run runs/student\n\n"
-    "  dkp eval runs/student",
+    help=command_help(
+        "Distill-DKP: self-supervised human keypoints, distilled from a depth teacher into an RGB student.",
+        "Typical session on the built-in data:\n\n"
+        "  dkp prepare synthetic --preset synthetic-cpu\n\n"
+        "  dkp train --teacher depth --preset synthetic-cpu --run runs/teacher\n\n"
+        "  dkp train --preset synthetic-cpu --teacher-run runs/teacher --run runs/student\n\n"
+        "  dkp eval runs/student",
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -51,10 +51,14 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, edges: list[tuple[i
     f = float(1 << shift)
     for i, j, strength in edges or []:
         p, q = pts[i], pts[j]
+        if not (np.isfinite(p).all() and np.isfinite(q).all()):
+            continue  # a hidden point (NaN) draws neither itself nor its edges
         colour = tuple(int(c) for c in (0.5 * (colors[i].astype(float) + colors[j].astype(float))))
         cv2.line(img, (int(p[0] * f), int(p[1] * f)), (int(q[0] * f), int(q[1] * f)), colour,
                  max(1, round(r * 0.6 * strength)), cv2.LINE_AA, shift)
     for c, p in zip(colors, pts, strict=True):
+        if not np.isfinite(p).all():
+            continue
         centre = (int(p[0] * f), int(p[1] * f))
         cv2.circle(img, centre, r * (1 << shift), (0, 0, 0), -1, cv2.LINE_AA, shift)
         cv2.circle(img, centre, max(1, r - 1) * (1 << shift), tuple(int(v) for v in c), -1, cv2.LINE_AA, shift)
@@ -82,3 +86,31 @@ def save_png(path: str, image: np.ndarray) -> None:
     if not ok:
         raise RuntimeError("PNG encoding failed")
     write_bytes(path, buf.tobytes())
+
+
+def draw_trails(image: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+    """Each point's recent path on an RGB uint8 image (in place, returned): ``tracks`` (N, P, 2) (x, y) pixels of
+    the last N frames, oldest first, NaN where a point was hidden (the path breaks there). Older segments are drawn
+    darker, so the direction of motion reads at a glance."""
+    n = len(tracks)
+    colors = keypoint_colors(tracks.shape[1]).astype(np.float64)
+    shift, f = 4, 16.0
+    for t in range(1, n):
+        fade = 0.35 + 0.65 * t / max(n - 1, 1)
+        for p in range(tracks.shape[1]):
+            a, b = tracks[t - 1, p], tracks[t, p]
+            if np.isfinite(a).all() and np.isfinite(b).all():
+                cv2.line(image, (int(a[0] * f), int(a[1] * f)), (int(b[0] * f), int(b[1] * f)),
+                         tuple(int(c) for c in colors[p] * fade), 1, cv2.LINE_AA, shift)
+    return image
+
+
+def draw_names(image: np.ndarray, xy: np.ndarray, names: list[str]) -> np.ndarray:
+    """Each visible point's name beside it (in place, returned); ``xy`` (P, 2) pixels, NaN for hidden points."""
+    scale = max(0.3, min(image.shape[:2]) / 600)
+    for (x, y), name in zip(np.asarray(xy, dtype=np.float64), names, strict=True):
+        if np.isfinite(x) and np.isfinite(y):
+            org = (int(x) + 4, int(y) - 3)
+            cv2.putText(image, name, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 2, cv2.LINE_AA)
+            cv2.putText(image, name, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return image

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
-
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
 
 EXAMPLES = """
 Examples:
@@ -54,5 +53,5 @@ def _bench_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("bench", help=inspect.cleandoc(_bench_command.__doc__ or "") + "\n" + EXAMPLES)(
+    app.command("bench", help=command_help(_bench_command.__doc__, EXAMPLES))(
         guarded(_bench_command))

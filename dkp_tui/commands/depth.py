@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
 from dkp_tui.commands.launch import relaunch_torchrun
 from dkp_tui.errors import DkpError
 from dkp_tui.formats.depth_cache import DEFAULT_SHARD_SIZE
@@ -107,4 +108,4 @@ def _depth_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("depth", help=(_depth_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_depth_command))
+    app.command("depth", help=command_help(_depth_command.__doc__, EXAMPLES))(guarded(_depth_command))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
 from dkp_tui.errors import DkpError
 
 EXAMPLES = """
@@ -222,4 +222,4 @@ def _nothing() -> Iterator[None]:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval", help=inspect.cleandoc(_eval_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_eval_command))
+    app.command("eval", help=command_help(_eval_command.__doc__, EXAMPLES))(guarded(_eval_command))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
 
 EXAMPLES = """
 Examples:
@@ -53,5 +53,5 @@ def _export_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export", help=inspect.cleandoc(_export_command.__doc__ or "") + "\n" + EXAMPLES)(
+    app.command("export", help=command_help(_export_command.__doc__, EXAMPLES))(
         guarded(_export_command))

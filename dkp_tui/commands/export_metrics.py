@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
 from dkp_tui.errors import DkpError
 
 EXAMPLES = """
@@ -55,5 +55,5 @@ def _export_metrics_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export-metrics", help=inspect.cleandoc(_export_metrics_command.__doc__ or "") + "\n" + EXAMPLES)(
+    app.command("export-metrics", help=command_help(_export_metrics_command.__doc__, EXAMPLES))(
         guarded(_export_metrics_command))

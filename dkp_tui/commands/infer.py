@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import typer
 
 from dkp_tui.commands.common import console, guarded
+from dkp_tui.commands.help_text import command_help
 from dkp_tui.errors import DkpError
 
 EXAMPLES = """
@@ -24,6 +24,10 @@ Examples:
   dkp infer --onnx student.onnx photos/ --overlay out/         # a `dkp export`ed model through onnxruntime
 
   dkp infer runs/student clip.mp4 --joints dance-joints.safetensors --overlay out/   # named joints (dkp joints fit)
+
+  dkp infer runs/student clip.mp4 --smooth savgol --min-confidence 0.2 --overlay out/   # filtered trajectories
+
+  dkp infer runs/student clip.mp4 --joints j.safetensors --overlay out/ --trail 10   # paths and joint names
 """
 
 
@@ -33,7 +37,8 @@ def _infer_command(
     inputs: list[Path] | None = typer.Argument(None, help="Images, videos or folders of them.", show_default=False),
     onnx: Path | None = typer.Option(None, "--onnx", help="Run this `dkp export`ed model with onnxruntime "
                                      "(then every argument is an input)."),
-    fmt: str = typer.Option("json", "--format", "-f", help="json | csv."),
+    fmt: str = typer.Option("json", "--format", "-f", help="json | csv, or through sleap-io (needs --out): slp | "
+                            "nwb | dlc | analysis-h5 | labelstudio."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write keypoints here (default: stdout)."),
     overlay: Path | None = typer.Option(None, "--overlay", help="Folder for overlay PNGs / mp4 videos."),
     crop: str = typer.Option("center", "--crop", help="center: largest centred square (undistorted); none: squash."),
@@ -44,6 +49,15 @@ def _infer_command(
                                          help="Draw edges with weight >= this fraction of the strongest."),
     joints: Path | None = typer.Option(None, "--joints", help="A joints file from `dkp joints fit`: adds each "
                                        "frame's named joints; overlays draw the labelled skeleton."),
+    smooth: str = typer.Option("none", "--smooth", help="Videos: filter each track in time: none | savgol | "
+                               "median | oneeuro (raw coordinates kept beside the filtered ones)."),
+    smooth_window: int = typer.Option(7, "--smooth-window", help="Frames in the savgol / median window (odd)."),
+    min_confidence: float = typer.Option(0.0, "--min-confidence", help="Videos: hide points below this "
+                                         "confidence (0..1) and bridge the gaps; overlays leave them out."),
+    max_gap: int = typer.Option(5, "--max-gap", help="Bridge hidden runs of at most this many frames by linear "
+                                "interpolation."),
+    trail: int = typer.Option(0, "--trail", min=0, help="Video overlays: draw each point's path over the last N "
+                              "frames."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Detect keypoints in images, folders and videos; coordinates are (x, y) pixels of each input frame.
@@ -53,12 +67,22 @@ def _infer_command(
 
     With --onnx MODEL.onnx (or a .onnx file as RUN) the detector runs in onnxruntime instead of PyTorch, with
     the same output; that route does not import torch (needs the `export` extra).
+
+    Every point carries a confidence in [0, 1]: its heatmap's probability within 2 heatmap cells of it. For videos,
+    --smooth filters each keypoint's (and joint's) track over the clip in time order; --min-confidence hides the
+    points below it, and hidden runs of up to --max-gap frames are interpolated. The filtered point is x, y (null
+    where hidden), the detection raw_x, raw_y, and filled marks interpolated points.
     """
     from dkp_tui.atomic import check_output_file, write_text
     from dkp_tui.inference.infer import run_inference, to_csv, to_json
+    from dkp_tui.inference.smoothing import TemporalFilter
+
+    temporal = TemporalFilter(smooth, smooth_window, min_confidence, max_gap)  # bad values: one line, exit 2
 
     if fmt not in ("json", "csv"):
-        raise DkpError(f"--format must be json or csv (got {fmt!r})")
+        from dkp_tui.inference import predictions_sleapio
+
+        predictions_sleapio.check_format(fmt, out)  # a known format, --out given, sleap-io installed
     if out is not None:
         check_output_file(out, "--out")  # before the work, not after it
     model, sources = _model_and_inputs(run, list(inputs or []), onnx)
@@ -67,12 +91,16 @@ def _infer_command(
     with log_warnings_to_stderr():
         result = run_inference(model, sources, batch_size=batch_size, device=device, crop=crop, stride=stride,
                                overlay_dir=overlay, edge_threshold=edge_threshold,
-                               progress=not quiet and console.is_terminal, joints_file=joints)
-    text = to_json(result) if fmt == "json" else to_csv(result)
-    if out is None:
-        typer.echo(text, nl=False)
+                               progress=not quiet and console.is_terminal, joints_file=joints,
+                               temporal=temporal, trail=trail)
+    if fmt not in ("json", "csv"):
+        assert out is not None
+        predictions_sleapio.write(result.meta, result.frames, out, fmt)
+    elif out is None:
+        typer.echo(to_json(result) if fmt == "json" else to_csv(result), nl=False)
     else:
-        write_text(out, text)
+        write_text(out, to_json(result) if fmt == "json" else to_csv(result))
+    if out is not None:
         if not quiet:
             console.print(f"{len(result.frames)} frames → {out}"
                           + (f"; overlays in {overlay}" if overlay is not None else ""))
@@ -94,4 +122,4 @@ def _model_and_inputs(run: Path | None, inputs: list[Path], onnx: Path | None) -
 
 
 def register(app: typer.Typer) -> None:
-    app.command("infer", help=inspect.cleandoc(_infer_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_infer_command))
+    app.command("infer", help=command_help(_infer_command.__doc__, EXAMPLES))(guarded(_infer_command))

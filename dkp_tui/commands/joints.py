@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
 
 EXAMPLES = """
 Examples:
@@ -59,8 +60,7 @@ def _fit_command(
 
 
 def register(app: typer.Typer) -> None:
-    import inspect
 
-    joints_app.command("fit", help=inspect.cleandoc(_fit_command.__doc__ or "") + "\n" + EXAMPLES)(
+    joints_app.command("fit", help=command_help(_fit_command.__doc__, EXAMPLES))(
         guarded(_fit_command))
     app.add_typer(joints_app, name="joints")

@@ -6,13 +6,17 @@ import importlib
 
 import typer
 
+from dkp_tui.commands.help_text import command_help
+
 SOURCES = ("synthetic", "taichi", "h36m", "deepfashion", "folder")
 
 prepare_app = typer.Typer(
-    help="Turn raw downloads, your own images/videos, or the built-in generator into a dkp data set.\n\n"
-    "Examples:\n\n"
-    "  dkp prepare synthetic --preset synthetic-cpu\n\n"
-    "  dkp prepare folder ~/videos/dance --out data/dance --fps 5",
+    help=command_help(
+        "Turn raw downloads, your own images/videos, or the built-in generator into a dkp data set.",
+        "Examples:\n\n"
+        "  dkp prepare synthetic --preset synthetic-cpu\n\n"
+        "  dkp prepare folder ~/videos/dance --out data/dance --fps 5",
+    ),
     no_args_is_help=True,
 )
 

@@ -19,6 +19,7 @@ from dkp_tui.commands._prepare_cli import (
     run,
 )
 from dkp_tui.commands.common import guarded
+from dkp_tui.commands.help_text import command_help
 
 EXAMPLES = """
 Layout read: data_{train,test}.csv (header id,filename), data_{train,test}.json (17 COCO keypoints, (x, y) px of the 256-px image) and img/ (or images/). A CSV filename that disagrees with its JSON image_path is refused.
@@ -52,5 +53,5 @@ def _deepfashion_command(
 
 
 def register(prepare_app: typer.Typer) -> None:
-    prepare_app.command("deepfashion", help=(_deepfashion_command.__doc__ or "") + "\n" + EXAMPLES)(
+    prepare_app.command("deepfashion", help=command_help(_deepfashion_command.__doc__, EXAMPLES))(
         guarded(_deepfashion_command))

@@ -19,6 +19,7 @@ from dkp_tui.commands._prepare_cli import (
     run,
 )
 from dkp_tui.commands.common import guarded
+from dkp_tui.commands.help_text import command_help
 
 EXAMPLES = """
 Layout read: S*/WithBackground/<Action.camera>/<frame>.jpg, S*/Landmarks/<same>/<frame>.mat (keypoints_2d 32x2 in [0, 1]) and, for --without-background, S*/BackgroudMask/<same>/<frame>.png. Actions are matched as folder-name prefixes (printed). Reading .mat files needs scipy: pip install 'dkp-tui[h36m]'.
@@ -57,4 +58,4 @@ def _h36m_command(
 
 
 def register(prepare_app: typer.Typer) -> None:
-    prepare_app.command("h36m", help=(_h36m_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_h36m_command))
+    prepare_app.command("h36m", help=command_help(_h36m_command.__doc__, EXAMPLES))(guarded(_h36m_command))

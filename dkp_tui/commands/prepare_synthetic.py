@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
 from dkp_tui.errors import DkpError
 
 DEFAULT_PRESET = "synthetic-cpu"
@@ -84,5 +85,5 @@ def _synthetic_command(
 
 
 def register(prepare_app: typer.Typer) -> None:
-    prepare_app.command("synthetic", help=(_synthetic_command.__doc__ or "") + "\n" + EXAMPLES)(
+    prepare_app.command("synthetic", help=command_help(_synthetic_command.__doc__, EXAMPLES))(
         guarded(_synthetic_command))

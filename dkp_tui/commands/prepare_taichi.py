@@ -19,6 +19,7 @@ from dkp_tui.commands._prepare_cli import (
     run,
 )
 from dkp_tui.commands.common import guarded
+from dkp_tui.commands.help_text import command_help
 
 EXAMPLES = """
 Layout read (AutoLink's): train/<clip>/*.png or train/<clip>.mp4, eval_images/taichi-256/{train,test}/, landmark/taichi_{train,test}_gt.pkl (or landmarks/, or a .json copy).
@@ -64,4 +65,4 @@ def _taichi_command(
 
 
 def register(prepare_app: typer.Typer) -> None:
-    prepare_app.command("taichi", help=(_taichi_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_taichi_command))
+    prepare_app.command("taichi", help=command_help(_taichi_command.__doc__, EXAMPLES))(guarded(_taichi_command))

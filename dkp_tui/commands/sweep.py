@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
 
 EXAMPLES = """
 Examples:
@@ -69,4 +69,4 @@ def _sweep_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("sweep", help=inspect.cleandoc(_sweep_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_sweep_command))
+    app.command("sweep", help=command_help(_sweep_command.__doc__, EXAMPLES))(guarded(_sweep_command))

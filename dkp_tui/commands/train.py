@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
 from dkp_tui.commands.launch import relaunch_torchrun, strip_flag
 from dkp_tui.errors import DkpError
 
@@ -128,4 +129,4 @@ def _train_with_dashboard(run: Path | None, resume: Path | None) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train", help=(_train_command.__doc__ or "") + "\n" + EXAMPLES)(guarded(_train_command))
+    app.command("train", help=command_help(_train_command.__doc__, EXAMPLES))(guarded(_train_command))

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from dkp_tui.commands.common import guarded, print_json
+from dkp_tui.commands.help_text import command_help
 
 HELP = """Live dashboard of training runs: loss curves, edge weights, α, lr, speed, ETA, keypoint overlays, CPU/GPU.
 
@@ -17,16 +18,16 @@ Examples:
 
   dkp watch runs/student
 
-  dkp watch runs   (every run under runs/: arrow keys switch, c compares two)
+  dkp watch runs   # every run under runs/: arrow keys switch, c compares two
 
-  dkp watch runs --once   (one text snapshot, for logs and scripts)
+  dkp watch runs --once   # one text snapshot, for logs and scripts
 
   dkp watch runs --once --json
 """
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("watch", help=HELP)
+    @app.command("watch", help=command_help(HELP))
     @guarded
     def watch(
         path: Path = typer.Argument(

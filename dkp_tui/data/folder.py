@@ -93,12 +93,13 @@ def _media(path: Path, fps: float | None, crop: str, test_fraction: float) -> tu
 
 def plan_folder(path: str | Path, fps: float | None = DEFAULT_FPS, crop: str = "center",
                 test_fraction: float | None = None, seed: int = 0, reporter: Reporter | None = None,
-                labels: str | Path | None = None, label_format: str = "auto", size: int = 0) -> Plan:
+                labels: str | Path | list[Path] | None = None, label_format: str = "auto", size: int = 0) -> Plan:
     """Every image, and every video's frames at ``fps``, as the ``train`` (and optional ``test``) split; with
     ``labels``, the labelled frames as ``fit`` and ``test`` (``size``: the stored size the labels are mapped to)."""
-    if labels is not None:
+    if labels:  # one file or several (their frames together)
+        files = [Path(f) for f in labels] if isinstance(labels, list) else [Path(labels)]
         return _plan_labelled(Path(path), fps, crop, LABELLED_TEST_FRACTION if test_fraction is None
-                              else test_fraction, seed, reporter or Reporter(enabled=False), Path(labels),
+                              else test_fraction, seed, reporter or Reporter(enabled=False), files,
                               label_format, size)
     test_fraction = test_fraction or 0.0
     path = Path(path)
@@ -154,11 +155,12 @@ def _frame_size(f: Path, problems_at: str) -> tuple[int, int]:
 
 
 def _plan_labelled(path: Path, fps: float | None, crop: str, test_fraction: float, seed: int, reporter: Reporter,
-                   label_file: Path, label_format: str, size: int) -> Plan:
+                   label_files: list[Path], label_format: str, size: int) -> Plan:
     files, base = _media(path, fps, crop, test_fraction)
     if size < 8:
         raise DkpError(f"--size {size}: labels need the stored size (at least 8 px)")
-    labels = lb.read_labels(label_file, label_format)
+    labels = lb.read_label_files(label_files, label_format)
+    label_file = Path(labels.path)  # "a.json + b.slp" for several: names them in messages
     infos: dict[str, im.VideoInfo] = {}
     counts: dict[str, int | None] = {}
     for f in files:
@@ -234,7 +236,7 @@ def _plan_labelled(path: Path, fps: float | None, crop: str, test_fraction: floa
                 "test_files": sides["test"], "labels": label_facts,
                 "options": {"fps": fps, "crop": crop, "test_fraction": test_fraction, "seed": seed,
                             "labels": str(label_file), "label_format": labels.format}},
-        inputs=[str(label_file)],
+        inputs=[str(f) for f in label_files],
         problems=problems,
         notes=notes,
         report={"labels": label_facts},

@@ -1,6 +1,8 @@
 """Keypoint labels a user made in a labelling tool, read into one form: named joints, pixels of the original frame.
 
-Three formats are read (by content, or as ``--label-format`` says):
+Three formats are read here (by content, or as ``--label-format`` says), and every other format sleap-io reads
+that holds single-person keypoints (SLEAP ``.slp``, NWB, Label Studio, Ultralytics YOLO pose) through
+``dkp_tui.data.labels_sleapio``, which says why these three stay here:
 
 * **COCO keypoints JSON** (CVAT, Label Studio, SLEAP and most tools export it): ``images[].file_name``,
   ``annotations[].keypoints`` as flat (x, y, v) triples, one person per image; the joint names and the 1-based
@@ -29,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from dkp_tui.data import labels_sleapio
 from dkp_tui.data.images import crop_box
 from dkp_tui.errors import DkpError
 
-FORMATS = ("auto", "coco", "dlc", "csv")
+OWN_FORMATS = ("coco", "dlc", "csv")
+FORMATS = ("auto", *OWN_FORMATS, *labels_sleapio.FORMATS)
 PLAIN_HEADER = ("image", "joint", "x", "y")
 
 
@@ -68,10 +72,13 @@ def _read_text(path: Path) -> str:
 
 
 def detect_format(text: str) -> str:
-    """coco | dlc | csv from the content: a JSON object, a ``scorer`` first row, or an ``image,joint,x,y`` header."""
+    """coco | labelstudio | dlc | csv from the content: a JSON object (COCO) or list (Label Studio's export, a list
+    of tasks), a ``scorer`` first row, or an ``image,joint,x,y`` header."""
     head = text.lstrip()
     if head.startswith("{"):
         return "coco"
+    if head.startswith("["):
+        return "labelstudio"
     first = next(csv.reader(io.StringIO(head)), [])
     cells = [c.strip().lower() for c in first]
     if cells and cells[0] == "scorer":
@@ -86,16 +93,43 @@ def read_labels(path: str | Path, fmt: str = "auto") -> LabelSet:
     path = Path(path)
     if fmt not in FORMATS:
         raise DkpError(f"--label-format {fmt!r}: choose {', '.join(FORMATS)}")
-    text = _read_text(path)
-    kind = detect_format(text) if fmt == "auto" else fmt
+    kind = labels_sleapio.sniff(path) if fmt == "auto" else fmt
+    text = "" if kind in labels_sleapio.FORMATS else _read_text(path)
+    kind = kind or detect_format(text)
     if not kind:
-        raise DkpError(f"{path}: not a label file dkp knows (COCO keypoints JSON, DeepLabCut CollectedData CSV, or a "
-                       f"CSV with the header {','.join(PLAIN_HEADER)}); name the format with --label-format")
-    reader = {"coco": _coco, "dlc": _dlc, "csv": _plain}[kind]
-    labels = reader(path, text)
+        raise DkpError(f"{path}: not a label file dkp knows (COCO keypoints JSON, DeepLabCut CollectedData CSV, a "
+                       f"CSV with the header {','.join(PLAIN_HEADER)}, SLEAP .slp, NWB .nwb, Label Studio JSON or an "
+                       "Ultralytics data.yaml); name the format with --label-format")
+    if kind in labels_sleapio.FORMATS:
+        names, skeleton, xy, present = labels_sleapio.read(path, kind)
+        labels = LabelSet(str(path), kind, names, skeleton, xy, present)
+    else:
+        labels = {"coco": _coco, "dlc": _dlc, "csv": _plain}[kind](path, text)
     if not labels.xy:
         raise DkpError(f"{path}: no labelled images")
     return labels
+
+
+def read_label_files(paths: list[Path], fmt: str = "auto") -> LabelSet:
+    """Several label files as one set (the first labels, then the frames labelled next): the same joints in each
+    (the first file's order is kept), the first skeleton given, and no frame name in two files."""
+    sets = [read_labels(p, fmt) for p in paths]
+    if len(sets) == 1:
+        return sets[0]
+    first = sets[0]
+    merged = LabelSet(" + ".join(s.path for s in sets), "+".join(dict.fromkeys(s.format for s in sets)),
+                      list(first.joint_names), next((s.skeleton for s in sets if s.skeleton), []))
+    for other in sets:
+        if sorted(other.joint_names) != sorted(first.joint_names):
+            raise DkpError(f"{other.path}: joints {', '.join(other.joint_names)} differ from {first.path}'s "
+                           f"{', '.join(first.joint_names)}")
+        order = [other.joint_names.index(n) for n in first.joint_names]
+        for name in other.xy:
+            if name in merged.xy:
+                raise _fail(other.path, repr(name), "also labelled in an earlier --labels file")
+            merged.xy[name] = other.xy[name][order]
+            merged.present[name] = other.present[name][order]
+    return merged
 
 
 def _number(value: Any, path: Path, entry: str) -> float:

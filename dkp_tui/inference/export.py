@@ -3,7 +3,8 @@
 Only the detector runs at inference (the decoder and edge rasteriser are training-time only), so the export is
 the detector plus the two conversions a deployment would otherwise have to re-implement: soft-argmax keypoints as
 (x, y) pixels of the input, and the softmax heatmaps. Input ``image`` (B, 3, S, S) float32 RGB in [-1, 1] with a
-dynamic batch axis; outputs ``keypoints`` (B, K, 2) and ``heatmaps`` (B, K, S/4, S/4).
+dynamic batch axis; outputs ``keypoints`` (B, K, 2), ``heatmaps`` (B, K, S/4, S/4) and ``confidence`` (B, K), each
+keypoint's heatmap mass near it (``dkp_tui.model.confidence``).
 
 Pixel convention, the same as `dkp infer`: (0, 0) is the centre of the top-left pixel, and the detector's (y, x) in
 [-1, 1] map to the centres of the border pixels, ``x = (u + 1) / 2 * (S - 1)``.
@@ -34,6 +35,7 @@ from dkp_tui.errors import DkpError
 from dkp_tui.extras import require
 from dkp_tui.formats.run_dir import ONNX
 from dkp_tui.inference.onnx_detector import (
+    CONFIDENCE_OUTPUT,
     EXPORT_FORMAT,
     EXPORT_VERSION,
     INPUT_NAME,
@@ -59,13 +61,14 @@ PREPROCESSING = (
 COORDINATES = (
     "keypoints: (x, y) in pixels of the S x S input, x right, y down, (0, 0) the centre of the top-left pixel; "
     "heatmaps: softmax probabilities over the S/4 x S/4 grid (sum 1 per keypoint), whose border cells are centred "
-    "on the input's border pixels"
+    "on the input's border pixels; confidence: the heatmap probability within 2 heatmap cells of each keypoint "
+    "(0..1; dkp_tui.model.confidence)"
 )
 
 
 class ExportedDetector(nn.Module):
-    """The detector with its outputs in deployment units: (x, y) pixels and softmax heatmaps; with a joints map
-    (`dkp joints fit`) a third output, the named joints (B, J, 2) as (x, y) pixels."""
+    """The detector with its outputs in deployment units: (x, y) pixels, softmax heatmaps and each keypoint's
+    confidence; with a joints map (`dkp joints fit`) a fourth output, the named joints (B, J, 2) as (x, y) pixels."""
 
     def __init__(self, detector: nn.Module, joint_map: Any = None) -> None:
         super().__init__()
@@ -77,14 +80,17 @@ class ExportedDetector(nn.Module):
             self.register_buffer("joint_bias", torch.as_tensor(joint_map.bias, dtype=torch.float32))
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        from dkp_tui.model.confidence import heatmap_confidence
+
         out = self.detector(image)
         yx = out.keypoints  # (B, K, 2) (y, x) in [-1, 1]
         xy = torch.stack([yx[..., 1], yx[..., 0]], dim=-1)
+        confidence = heatmap_confidence(out.probs.flatten(2), yx, self.detector.grid, self.detector.heatmap_size)
         if not self.has_joints:
-            return (xy + 1.0) * self.scale, out.probs
+            return (xy + 1.0) * self.scale, out.probs, confidence
         u = (yx * 0.5 + 0.5).reshape(yx.shape[0], -1)  # the joints map's features (dkp_tui.formats.joint_map)
         jyx = (u @ self.joint_weight + self.joint_bias).reshape(yx.shape[0], -1, 2)
-        return (xy + 1.0) * self.scale, out.probs, torch.stack([jyx[..., 1], jyx[..., 0]], dim=-1)
+        return (xy + 1.0) * self.scale, out.probs, confidence, torch.stack([jyx[..., 1], jyx[..., 0]], dim=-1)
 
 
 @dataclass
@@ -101,6 +107,7 @@ class ExportResult:
     verify_s: float
     max_diff_keypoints_px: float
     max_diff_heatmaps: float
+    max_diff_confidence: float
     max_diff_joints_px: float | None
     tolerance_keypoints_px: float
     tolerance_heatmaps: float
@@ -151,6 +158,11 @@ def metadata(cfg: Config, meta: dict[str, str], edge_weights: np.ndarray, run: s
     }
 
 
+def output_names(model: ExportedDetector) -> list[str]:
+    """The graph's outputs in ``ExportedDetector.forward``'s order."""
+    return [*OUTPUT_NAMES, CONFIDENCE_OUTPUT, *([JOINTS_OUTPUT] if model.has_joints else [])]
+
+
 def _torch_export(model: ExportedDetector, size: int, opset: int) -> Any:
     """The ONNX proto via the torch.export-based exporter (torch's supported path; needs onnxscript).
 
@@ -158,7 +170,7 @@ def _torch_export(model: ExportedDetector, size: int, opset: int) -> Any:
     TorchScript exporter writes the same graph with the same dynamic batch axis, and the export is verified
     against PyTorch either way.
     """
-    outputs = [*OUTPUT_NAMES, JOINTS_OUTPUT] if model.has_joints else list(OUTPUT_NAMES)
+    outputs = output_names(model)
     require("onnx")
     require("onnxscript")
     example = torch.zeros(2, 3, size, size)
@@ -199,26 +211,26 @@ def verification_inputs(size: int, seed: int = 0) -> list[np.ndarray]:
     return [noise, np.ascontiguousarray(gradient), grey]
 
 
-def compare(model: ExportedDetector, onnx_path: Path, inputs: list[np.ndarray]) -> tuple[float, float, float]:
-    """Max |onnxruntime - PyTorch| over the inputs: (keypoints in px, heatmaps, joints in px or 0 without)."""
+def compare(model: ExportedDetector, onnx_path: Path,
+            inputs: list[np.ndarray]) -> tuple[float, float, float, float]:
+    """Max |onnxruntime - PyTorch| over the inputs: (keypoints in px, heatmaps, confidence, joints in px or 0
+    without)."""
     from dkp_tui.inference.onnx_detector import OnnxDetector
 
     runtime = OnnxDetector.open(onnx_path, "cpu")
-    kp_diff = hm_diff = joint_diff = 0.0
+    names = output_names(model)
+    diffs = dict.fromkeys(names, 0.0)
     for x in inputs:
         with torch.inference_mode():
             ref = [t.numpy() for t in model(torch.from_numpy(x))]
-        got = runtime.run(x)
-        if model.has_joints:
-            got = (*got, runtime.session.run([JOINTS_OUTPUT], {INPUT_NAME: x.astype(np.float32)})[0])
+        got = runtime.session.run(names, {INPUT_NAME: x.astype(np.float32)})
         if [g.shape for g in got] != [r.shape for r in ref]:
             raise DkpError(f"the exported model's outputs have shapes {[g.shape for g in got]}; "
                            f"PyTorch gives {[r.shape for r in ref]}")
-        kp_diff = max(kp_diff, float(np.max(np.abs(got[0] - ref[0]))))
-        hm_diff = max(hm_diff, float(np.max(np.abs(got[1] - ref[1]))))
-        if model.has_joints:
-            joint_diff = max(joint_diff, float(np.max(np.abs(got[2] - ref[2]))))
-    return kp_diff, hm_diff, joint_diff
+        for name, g, r in zip(names, got, ref, strict=True):
+            diffs[name] = max(diffs[name], float(np.max(np.abs(g - r))))
+    return (diffs[OUTPUT_NAMES[0]], diffs[OUTPUT_NAMES[1]], diffs[CONFIDENCE_OUTPUT],
+            diffs.get(JOINTS_OUTPUT, 0.0))
 
 
 def export_run(run: str | Path, out: str | Path | None = None, fmt: str = "onnx", opset: int = DEFAULT_OPSET,
@@ -272,14 +284,15 @@ def export_run(run: str | Path, out: str | Path | None = None, fmt: str = "onnx"
         export_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         inputs = verification_inputs(size)
-        kp_diff, hm_diff, joint_diff = compare(model, tmp, inputs)
+        kp_diff, hm_diff, conf_diff, joint_diff = compare(model, tmp, inputs)
         verify_s = time.perf_counter() - t1
         if not kp_diff <= keypoint_tolerance or not hm_diff <= HEATMAP_TOLERANCE or \
-                not joint_diff <= keypoint_tolerance:
+                not joint_diff <= keypoint_tolerance or not conf_diff <= HEATMAP_TOLERANCE:
             raise DkpError(f"the exported model does not match PyTorch: max keypoint difference {kp_diff:.3g} px "
                            f"(tolerance {keypoint_tolerance:g}), heatmaps {hm_diff:.3g} "
-                           f"(tolerance {HEATMAP_TOLERANCE:g}), joints {joint_diff:.3g} px; nothing written")
+                           f"(tolerance {HEATMAP_TOLERANCE:g}), confidence {conf_diff:.3g}, joints "
+                           f"{joint_diff:.3g} px; nothing written")
         n_bytes = tmp.stat().st_size
     return ExportResult(str(out_path), fmt, opset, cfg.model.n_keypoints, size, meta.get("role"),
-                        int(meta.get("step", 0)), n_bytes, export_s, verify_s, kp_diff, hm_diff,
+                        int(meta.get("step", 0)), n_bytes, export_s, verify_s, kp_diff, hm_diff, conf_diff,
                         joint_diff if joint_map is not None else None, keypoint_tolerance, HEATMAP_TOLERANCE, [len(x) for x in inputs])

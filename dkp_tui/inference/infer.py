@@ -28,12 +28,17 @@ import numpy as np
 from dkp_tui.atomic import check_output_dir
 from dkp_tui.data.images import CROP_MODES, IMAGE_EXTS, VIDEO_EXTS, crop_box, to_storage
 from dkp_tui.errors import DkpError
+from dkp_tui.inference.smoothing import TemporalFilter
+from dkp_tui.model.confidence import joint_confidence
 
-CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y")
+CSV_FIELDS = ("source", "frame", "time_s", "width", "height", "keypoint", "x", "y", "confidence")
+OLD_CSV_FIELDS = CSV_FIELDS[:-1]  # before confidence was written (read_csv still reads those files)
+FILTER_FIELDS = ("raw_x", "raw_y", "filled")  # with --smooth / --min-confidence: the detection beside x, y
 JOINT_FIELD = "joint"  # with --joints: a ninth column; keypoint rows leave it empty, joint rows leave keypoint empty
 log = logging.getLogger("dkp.eval")
 
 DECIMALS = 3  # JSON and CSV carry the same rounded numbers, so both parse back to identical keypoints
+CONFIDENCE_DECIMALS = 4
 
 
 @dataclass
@@ -171,10 +176,14 @@ class InferResult:
 class _OverlayWriter:
     """Overlay PNGs for images and one mp4 per video (written under a temporary name, renamed when complete)."""
 
-    def __init__(self, out_dir: Path, edges: list[tuple[int, int, float]]) -> None:
+    def __init__(self, out_dir: Path, edges: list[tuple[int, int, float]], trail: int = 0,
+                 names: list[str] | None = None) -> None:
         self.dir = out_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.edges = edges
+        self.trail = trail  # frames of each point's path drawn behind it (videos)
+        self.names = names  # drawn beside the points (named joints)
+        self.history: list[np.ndarray] = []
         self.used: set[str] = set()
         self.video: cv2.VideoWriter | None = None
         self.video_paths: tuple[Path, Path] | None = None
@@ -190,22 +199,32 @@ class _OverlayWriter:
         return name
 
     @staticmethod
-    def draw(image: np.ndarray, xy: np.ndarray, edges: list[tuple[int, int, float]]) -> np.ndarray:
-        from dkp_tui.viz import draw_keypoints
+    def draw(image: np.ndarray, xy: np.ndarray, edges: list[tuple[int, int, float]],
+             history: list[np.ndarray] | None = None, names: list[str] | None = None) -> np.ndarray:
+        """The frame with its points (NaN: hidden, not drawn), their edges, optionally the points' recent paths
+        (``history``, oldest first, ending with ``xy``) and their names."""
+        from dkp_tui.viz import draw_keypoints, draw_names, draw_trails
 
         h, w = image.shape[:2]
         scale = max(1, 256 // max(h, w))  # small frames are upscaled so the overlay stays readable
         if scale > 1:
             image = cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
         big = (np.asarray(xy) + 0.5) * scale - 0.5
+        if history is not None and len(history) > 1:
+            image = draw_trails(np.ascontiguousarray(image), (np.asarray(history) + 0.5) * scale - 0.5)
         hh, ww = image.shape[:2]
         kp = np.stack([big[:, 1] / max(hh - 1, 1) * 2 - 1, big[:, 0] / max(ww - 1, 1) * 2 - 1], axis=-1)
-        return draw_keypoints(image, kp, edges)
+        drawn = draw_keypoints(image, kp, edges)
+        return draw_names(drawn, big, names) if names else drawn
 
     def add(self, src: Source, source_index: int, image: np.ndarray, xy: np.ndarray, stride: int) -> None:
         from dkp_tui.viz import save_png
 
-        drawn = self.draw(image, xy, self.edges)
+        if source_index != self.video_source:
+            self.history = []
+        if self.trail and src.kind == "video":
+            self.history = [*self.history, np.asarray(xy, dtype=np.float64)][-(self.trail + 1):]
+        drawn = self.draw(image, xy, self.edges, self.history if self.trail else None, self.names)
         if src.kind == "image":
             path = self.dir / self._name(src.path.stem, ".png")
             save_png(str(path), drawn)
@@ -240,7 +259,8 @@ class _OverlayWriter:
 class InferenceModel:
     """What inference needs of a detector, whichever runtime runs it (PyTorch, or onnxruntime for an export)."""
 
-    detect: Callable[[np.ndarray], np.ndarray]  # B x S x S x 3 uint8 -> B x K x 2 (y, x) in [-1, 1]
+    # B x S x S x 3 uint8 -> (B x K x 2 (y, x) in [-1, 1], B x K confidence, dkp_tui.model.confidence)
+    detect: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     image_size: int
     n_keypoints: int
     edge_weights: np.ndarray  # K x K
@@ -263,11 +283,11 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
         return InferenceModel(onnx.detect, onnx.image_size, onnx.n_keypoints, onnx.edge_weights, onnx.role,
                               onnx.step, "onnxruntime")
     from dkp_tui.devices import pick_device
-    from dkp_tui.inference.predict import detect, load_detector, load_edge_weights, uint8_to_input
+    from dkp_tui.inference.predict import detect_scored, load_detector, load_edge_weights, uint8_to_input
 
     dev = pick_device(device)
     detector, cfg, meta = load_detector(run, dev)
-    return InferenceModel(lambda frames: detect(detector, uint8_to_input(frames), dev), cfg.model.image_size,
+    return InferenceModel(lambda frames: detect_scored(detector, uint8_to_input(frames), dev), cfg.model.image_size,
                           cfg.model.n_keypoints, load_edge_weights(run), meta.get("role"), int(meta.get("step", 0)),
                           "torch")
 
@@ -275,9 +295,12 @@ def open_model(run: str | Path, device: str = "auto") -> InferenceModel:
 def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: int = 32, device: str = "auto",
                   crop: str = "center", stride: int = 1, overlay_dir: Path | None = None,
                   edge_threshold: float = 0.5, progress: bool = True,
-                  joints_file: str | Path | None = None) -> InferResult:
+                  joints_file: str | Path | None = None, temporal: TemporalFilter | None = None,
+                  trail: int = 0) -> InferResult:
     """``run``: a run directory, a .safetensors file, or a .onnx file written by `dkp export`; ``joints_file``
-    (from `dkp joints fit`) adds each frame's named joints, and the overlays draw the labelled skeleton."""
+    (from `dkp joints fit`) adds each frame's named joints, and the overlays draw the labelled skeleton;
+    ``temporal`` filters each video's tracks (``inference.temporal``), and the overlays then show the filtered
+    points, drawn in a second pass over the frames once every clip is filtered."""
     from dkp_tui.viz import strong_edges
 
     if batch_size < 1 or stride < 1:
@@ -312,7 +335,14 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
         result.meta.update({"joints_file": str(joints_file), "joint_names": joint_map.joint_names,
                             "skeleton": [list(e) for e in joint_map.skeleton]})
         drawn_edges = [(a, b, 1.0) for a, b in joint_map.skeleton]
-    overlays = _OverlayWriter(Path(overlay_dir), drawn_edges) if overlay_dir is not None else None
+    if temporal is not None and temporal.active:
+        result.meta["temporal_filter"] = {"method": temporal.method, "window": temporal.window,
+                                          "min_confidence": temporal.min_confidence, "max_gap": temporal.max_gap}
+    else:
+        temporal = None
+    overlays = None if overlay_dir is None else _OverlayWriter(
+        Path(overlay_dir), drawn_edges, trail, joint_map.joint_names if joint_map is not None else None)
+    streamed = overlays if temporal is None else None  # filtered overlays wait for whole clips
     total = sum(1 if s.kind == "image" else ((s.frames + stride - 1) // stride if s.frames else 0) for s in sources)
 
     bar = None
@@ -329,8 +359,12 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
     def flush() -> None:
         if not pending:
             return
-        kp = model.detect(np.stack(batch))
-        named = None if joint_map is None else joint_map.predict(kp) / (size - 1) * 2.0 - 1.0  # (y, x) in [-1, 1]
+        kp, confidence = model.detect(np.stack(batch))
+        confidence = np.round(np.asarray(confidence, dtype=np.float64), CONFIDENCE_DECIMALS)
+        named = named_confidence = None
+        if joint_map is not None:
+            named = joint_map.predict(kp) / (size - 1) * 2.0 - 1.0  # (y, x) in [-1, 1]
+            named_confidence = np.round(joint_confidence(joint_map.weight, confidence), CONFIDENCE_DECIMALS)
         for n, ((frame, view), k) in enumerate(zip(pending, kp, strict=True)):
             src = sources[frame.source]
             xy = np.round(view.to_frame(k), DECIMALS)
@@ -339,17 +373,19 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
                 "source": str(src.path), "frame": frame.index,
                 "time_s": round(frame.index / src.fps, 4) if src.kind == "video" and src.fps else None,
                 "width": w, "height": h,
-                "keypoints": [{"id": int(j), "x": float(p[0]), "y": float(p[1])} for j, p in enumerate(xy)],
+                "keypoints": [{"id": int(j), "x": float(p[0]), "y": float(p[1]), "confidence": float(c)}
+                              for j, (p, c) in enumerate(zip(xy, confidence[n], strict=True))],
             }
             drawn = xy
-            if named is not None and joint_map is not None:
+            if named is not None and named_confidence is not None and joint_map is not None:
                 jxy = np.round(view.to_frame(named[n]), DECIMALS)
-                entry["joints"] = [{"name": name, "x": float(p[0]), "y": float(p[1])}
-                                   for name, p in zip(joint_map.joint_names, jxy, strict=True)]
+                entry["joints"] = [{"name": name, "x": float(p[0]), "y": float(p[1]), "confidence": float(c)}
+                                   for name, p, c in zip(joint_map.joint_names, jxy, named_confidence[n],
+                                                         strict=True)]
                 drawn = jxy
             result.frames.append(entry)
-            if overlays is not None:
-                overlays.add(src, frame.source, frame.image, drawn, stride)
+            if streamed is not None:
+                streamed.add(src, frame.source, frame.image, drawn, stride)
         if bar is not None:
             bar.advance(task, len(pending))
         pending.clear()
@@ -363,6 +399,15 @@ def run_inference(run: str | Path, inputs: Sequence[str | Path], *, batch_size: 
             if len(batch) >= batch_size:
                 flush()
         flush()
+        if temporal is not None:
+            from dkp_tui.inference import temporal as temporal_tracks
+
+            temporal_tracks.apply(result.frames, temporal)
+            if overlays is not None:
+                key = "joints" if joint_map is not None else "keypoints"
+                for frame, entry in zip(iter_frames(sources, stride), result.frames, strict=True):
+                    overlays.add(sources[frame.source], frame.source, frame.image,
+                                 temporal_tracks.frame_xy(entry, key), stride)
         if overlays is not None:
             overlays.close_video()
             result.meta["overlays"] = overlays.written
@@ -388,25 +433,56 @@ def to_json(result: InferResult) -> str:
 
 def to_csv(result: InferResult) -> str:
     """Long format: one row per (frame, keypoint), then (with --joints) one per (frame, named joint), told apart
-    by which of the ``keypoint`` and ``joint`` columns is filled; the run's metadata is in the JSON format only."""
+    by which of the ``keypoint`` and ``joint`` columns is filled; with temporal filtering, ``x``, ``y`` are the
+    filtered point (empty where hidden) and ``raw_x``, ``raw_y``, ``filled`` follow. The run's metadata is in the
+    JSON format only."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     with_joints = any("joints" in f for f in result.frames)
-    writer.writerow((*CSV_FIELDS, JOINT_FIELD) if with_joints else CSV_FIELDS)
+    filtered = any("raw_x" in p for f in result.frames for p in f["keypoints"])
+    writer.writerow([*CSV_FIELDS, *(FILTER_FIELDS if filtered else ()), *((JOINT_FIELD,) if with_joints else ())])
+
+    def row(head: list[Any], keypoint: Any, p: dict[str, Any], joint: str) -> list[Any]:
+        cells = [*head, keypoint, _number_cell(p["x"]), _number_cell(p["y"]), _number_cell(p.get("confidence"))]
+        if filtered:
+            cells += [_number_cell(p.get("raw_x")), _number_cell(p.get("raw_y")), int(bool(p.get("filled")))]
+        return cells + ([joint] if with_joints else [])
+
     for f in result.frames:
         head = [f["source"], f["frame"], "" if f["time_s"] is None else f["time_s"], f["width"], f["height"]]
         for p in f["keypoints"]:
-            writer.writerow([*head, p["id"], repr(p["x"]), repr(p["y"])] + ([""] if with_joints else []))
+            writer.writerow(row(head, p["id"], p, ""))
         for p in f.get("joints", []):
-            writer.writerow([*head, "", repr(p["x"]), repr(p["y"]), p["name"]])
+            writer.writerow(row(head, "", p, p["name"]))
     return buf.getvalue()
 
 
+def _number_cell(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _number(text: str | None) -> float | None:
+    return float(text) if text else None
+
+
+def _point(r: dict[str, str], **key: Any) -> dict[str, Any]:
+    point = {**key, "x": _number(r["x"]), "y": _number(r["y"])}
+    if r.get("confidence"):
+        point["confidence"] = float(r["confidence"])
+    if "raw_x" in r:
+        point.update(raw_x=_number(r["raw_x"]), raw_y=_number(r["raw_y"]), filled=r.get("filled") == "1")
+    return point
+
+
 def read_csv(text: str) -> list[dict[str, Any]]:
-    """Parse `to_csv` output back into frames (the inverse, for scripts and tests)."""
+    """Parse `to_csv` output back into frames (the inverse, for scripts and tests); files written before the
+    confidence column are read too."""
     rows = list(csv.DictReader(io.StringIO(text)))
-    if rows and list(rows[0].keys()) not in (list(CSV_FIELDS), [*CSV_FIELDS, JOINT_FIELD]):
-        raise DkpError(f"not a dkp keypoint CSV (columns {list(rows[0].keys())})")
+    if rows:
+        columns = list(rows[0].keys())
+        known = set(CSV_FIELDS) | set(FILTER_FIELDS) | {JOINT_FIELD}
+        if columns[:len(OLD_CSV_FIELDS)] != list(OLD_CSV_FIELDS) or not set(columns) <= known:
+            raise DkpError(f"not a dkp keypoint CSV (columns {columns})")
     frames: dict[tuple[str, int], dict[str, Any]] = {}
     for r in rows:
         key = (r["source"], int(r["frame"]))
@@ -414,7 +490,7 @@ def read_csv(text: str) -> list[dict[str, Any]]:
                                     "time_s": float(r["time_s"]) if r["time_s"] else None,
                                     "width": int(r["width"]), "height": int(r["height"]), "keypoints": []})
         if r.get(JOINT_FIELD):
-            f.setdefault("joints", []).append({"name": r[JOINT_FIELD], "x": float(r["x"]), "y": float(r["y"])})
+            f.setdefault("joints", []).append(_point(r, name=r[JOINT_FIELD]))
         else:
-            f["keypoints"].append({"id": int(r["keypoint"]), "x": float(r["x"]), "y": float(r["y"])})
+            f["keypoints"].append(_point(r, id=int(r["keypoint"])))
     return list(frames.values())

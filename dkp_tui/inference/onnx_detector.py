@@ -20,6 +20,7 @@ EXPORT_FORMAT = "dkp-detector"  # the value of the ``dkp.format`` metadata key
 EXPORT_VERSION = 1
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("keypoints", "heatmaps")
+CONFIDENCE_OUTPUT = "confidence"  # (B, K) heatmap confidence per keypoint (dkp_tui.model.confidence); since 0.1.0+31
 JOINTS_OUTPUT = "joints"  # exported with `dkp export --joints FILE`: (B, J, 2) named joints, (x, y) pixels
 
 
@@ -90,7 +91,21 @@ class OnnxDetector:
         keypoints, heatmaps = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: images.astype(np.float32)})
         return keypoints, heatmaps
 
-    def detect(self, frames: np.ndarray) -> np.ndarray:
-        """Keypoints (B x K x 2, (y, x) in [-1, 1], as the torch detector gives them) of B x S x S x 3 uint8."""
-        keypoints, _ = self.run(uint8_to_array(frames))
-        return pixels_to_unit(keypoints, self.image_size)
+    @property
+    def has_confidence(self) -> bool:
+        return CONFIDENCE_OUTPUT in {o.name for o in self.session.get_outputs()}
+
+    def detect(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(keypoints B x K x 2 as (y, x) in [-1, 1], as the torch detector gives them, and their confidence B x K)
+        of B x S x S x 3 uint8 frames. A model exported before it had a confidence output gets the same definition
+        computed here from its heatmaps (``model.confidence`` imports no torch)."""
+        images = uint8_to_array(frames)
+        if self.has_confidence:
+            keypoints, confidence = self.session.run([OUTPUT_NAMES[0], CONFIDENCE_OUTPUT], {INPUT_NAME: images})
+            return pixels_to_unit(keypoints, self.image_size), confidence
+        from dkp_tui.model.confidence import cell_centres, heatmap_confidence
+
+        keypoints, heatmaps = self.run(images)
+        b, k, h, w = heatmaps.shape
+        unit = pixels_to_unit(keypoints, self.image_size)
+        return unit, heatmap_confidence(heatmaps.reshape(b, k, h * w).astype(np.float64), unit, cell_centres(h, w), h)

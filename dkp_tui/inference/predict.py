@@ -83,6 +83,17 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
+@torch.inference_mode()
+def detect_scored(detector: torch.nn.Module, images: torch.Tensor,
+                  device: torch.device | str) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints as ``detect`` gives them, and each keypoint's heatmap confidence (B x K, ``model.confidence``)."""
+    from dkp_tui.model.confidence import heatmap_confidence
+
+    out = detector(images.to(device, dtype=torch.float32))
+    confidence = heatmap_confidence(out.probs.flatten(2), out.keypoints, detector.grid, detector.heatmap_size)
+    return out.keypoints.float().cpu().numpy(), confidence.float().cpu().numpy()
+
+
 def uint8_to_input(frames: np.ndarray) -> torch.Tensor:
     """B x H x W x 3 uint8 RGB to the detector's B x 3 x H x W input in [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()

@@ -56,7 +56,27 @@ def test_export_matches_pytorch_and_carries_its_metadata(exported, tiny_dataset:
     assert json.loads(meta["dkp.joint_names"]) == list(JOINT_NAMES)  # the data set's labelled joints
     np.testing.assert_array_equal(np.array(json.loads(meta["dkp.edge_weights"])), load_edge_weights(weights))
     assert [i.name for i in proto.graph.input] == ["image"]
-    assert [o.name for o in proto.graph.output] == ["keypoints", "heatmaps"]
+    assert [o.name for o in proto.graph.output] == ["keypoints", "heatmaps", "confidence"]
+    assert result["max_diff_confidence"] <= 1e-4 and "confidence" in meta["dkp.coordinates"]
+
+
+def test_onnx_confidence_is_the_torch_detectors_and_older_exports_get_it_from_their_heatmaps(exported, monkeypatch):
+    """The graph's `confidence` output equals `predict.detect_scored`; a model exported before that output
+    existed gets the same numbers computed from its heatmaps (the torch-free route)."""
+    from dkp_tui.inference.predict import detect_scored, uint8_to_input
+
+    weights, onnx_path, _ = exported
+    detector, _, _ = load_detector(weights)
+    frames = np.random.default_rng(5).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    ref_kp, ref_conf = detect_scored(detector, uint8_to_input(frames), "cpu")
+    runtime = OnnxDetector.open(onnx_path, "cpu")
+    assert runtime.has_confidence
+    kp, conf = runtime.detect(frames)
+    np.testing.assert_allclose(kp, ref_kp, atol=1e-4)
+    np.testing.assert_allclose(conf, ref_conf, atol=1e-4)
+    monkeypatch.setattr(OnnxDetector, "has_confidence", property(lambda self: False))
+    _, from_heatmaps = runtime.detect(frames)
+    np.testing.assert_allclose(from_heatmaps, ref_conf, atol=1e-4)
 
 
 def test_onnx_outputs_are_pixels_of_the_input_and_any_batch_size_works(exported):

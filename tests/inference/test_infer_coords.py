@@ -86,3 +86,15 @@ def test_csv_round_trip():
               {"source": "v.mp4", "frame": 3, "time_s": 0.12, "width": 10, "height": 8,
                "keypoints": [{"id": 0, "x": 9.0, "y": 0.0}, {"id": 1, "x": 4.5, "y": 3.333}]}]
     assert read_csv(to_csv(InferResult({}, frames))) == frames
+
+
+def test_csv_carries_confidence_and_reads_files_written_before_it():
+    frames = [{"source": "v.mp4", "frame": 3, "time_s": 0.12, "width": 10, "height": 8,
+               "keypoints": [{"id": 0, "x": 9.0, "y": 0.0, "confidence": 0.8731},
+                             {"id": 1, "x": 4.5, "y": 3.333, "confidence": 0.05}],
+               "joints": [{"name": "head", "x": 5.0, "y": 1.0, "confidence": 0.4}]}]
+    text = to_csv(InferResult({}, frames))
+    assert text.splitlines()[0].endswith("x,y,confidence,joint")
+    assert read_csv(text) == frames
+    old = "source,frame,time_s,width,height,keypoint,x,y\nv.mp4,3,0.12,10,8,0,9.0,0.0\n"
+    assert read_csv(old)[0]["keypoints"] == [{"id": 0, "x": 9.0, "y": 0.0}]

@@ -1,0 +1,73 @@
+"""`dkp outliers`: the frames to label next, written as a labelling job SLEAP opens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dkp_tui.commands.common import console, guarded, print_json
+from dkp_tui.commands.help_text import command_help
+
+EXAMPLES = """
+Examples:
+
+  dkp outliers runs/own videos/ --n 20 --out label-next/      # label-next/job.slp, frames/*.png, picks.json
+
+  dkp outliers runs/own videos/ --labelled labels.json --n 20 --out next/   # skip frames labelled already
+
+  dkp outliers runs/own clip0.mp4 clip1.mp4 --n 10 --min-gap 10 --out next/ --json
+"""
+
+
+def _outliers_command(
+    run: Path = typer.Argument(..., help="Run directory or .safetensors (or a `dkp export`ed .onnx)."),
+    inputs: list[Path] = typer.Argument(..., help="Videos, images or folders of them.", show_default=False),
+    n: int = typer.Option(20, "--n", min=1, help="Frames to pick."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the job: job.slp, frames/, picks.json."),
+    min_gap: int = typer.Option(5, "--min-gap", min=1, help="Frames kept apart within a clip."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Videos: score every N-th frame."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Frames per detector batch."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
+    labelled: list[Path] = typer.Option([], "--labelled", help="Label files of frames labelled already (never "
+                                        "picked again); repeatable."),
+    json_out: bool = typer.Option(False, "--json", help="Print the picks as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Pick the frames where the model is least sure (low keypoint confidence, keypoints that jump between
+    neighbouring frames), spread over the clips, and write them as a labelling job.
+
+    OUT/job.slp references your videos (and images) with the picks as SLEAP suggestions and the model's keypoints
+    on them as predictions to correct; OUT/frames/ holds each picked frame as a PNG (for tools that label images:
+    Label Studio, CVAT); OUT/picks.json lists them with their scores. Label the picks, then pass the labels (the
+    .slp as saved by SLEAP, or any format `dkp prepare folder --labels` reads) back to `dkp prepare folder` and
+    `dkp joints fit`. Needs the labels extra (sleap-io).
+    """
+    from dkp_tui.atomic import check_output_dir
+    from dkp_tui.commands.eval import log_warnings_to_stderr
+    from dkp_tui.extras import require
+    from dkp_tui.inference.infer import run_inference
+    from dkp_tui.inference.label_job import write_job
+    from dkp_tui.inference.outliers import labelled_keys, pick
+
+    require("sleap_io", extra="labels")
+    check_output_dir(out, "--out")
+    done = set()
+    if labelled:
+        from dkp_tui.data.labels import read_label_files
+
+        done = labelled_keys(list(read_label_files(list(labelled)).xy))
+    with log_warnings_to_stderr():
+        result = run_inference(run, list(inputs), batch_size=batch_size, device=device, stride=stride,
+                               progress=not quiet and console.is_terminal)
+    picks = pick(result.frames, n, min_gap, done)
+    summary = write_job(result.meta, result.frames, picks, out, stride)
+    if json_out:
+        print_json(summary)
+    elif not quiet:
+        console.print(f"[green]wrote[/] {len(picks)} frames to label next (of {len(result.frames)}) from "
+                      f"{len({p.source for p in picks})} source(s): {summary['job']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("outliers", help=command_help(_outliers_command.__doc__, EXAMPLES))(guarded(_outliers_command))
