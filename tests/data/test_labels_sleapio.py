@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from dkp_tui.data.layout import open_split
+from dkp_tui.formats.dataset_dir import open_split
 from labels_testing import Exported, export_labelled, write_coco
 from typer.testing import CliRunner
 
