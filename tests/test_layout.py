@@ -20,7 +20,7 @@ PACKAGE = ROOT / "dkp_tui"
 # top to bottom; a package imports only from packages on lower rows (and from itself)
 LAYERS = (
     ("commands",),  # the CLI (dkp_tui.cli and __main__ count as commands)
-    ("experiments", "watch"),  # drivers that train and evaluate many runs; the dashboard
+    ("experiments", "watch", "doctor"),  # drivers that train and evaluate many runs; the dashboard; environment checks
     ("eval", "train"),
     ("inference", "depth"),
     ("model", "data"),

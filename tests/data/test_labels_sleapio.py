@@ -9,13 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from dkp_tui.formats.dataset_dir import open_split
 from labels_testing import Exported, export_labelled, write_coco
 from typer.testing import CliRunner
 
 from dkp_tui.cli import app
 from dkp_tui.data import labels as lb
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.dataset_dir import open_split
 
 runner = CliRunner()
 

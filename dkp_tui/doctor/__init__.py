@@ -146,8 +146,8 @@ def vgg16_weights(cfg: Config) -> Finding:
 def midas_weights(cfg: Config) -> Finding:
     """MiDaS for `dkp depth`: needed only when the config's data set exists without a depth cache (the teacher
     trains on depth)."""
-    from dkp_tui.formats.depth_cache import list_tags
     from dkp_tui.depth.weights import DEFAULT_MODEL, hub_cache_dir
+    from dkp_tui.formats.depth_cache import list_tags
 
     dataset = Path(cfg.data.dataset)
     where = hub_cache_dir() / f"models--{DEFAULT_MODEL.replace('/', '--')}"
