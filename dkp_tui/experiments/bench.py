@@ -137,7 +137,8 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     before anything runs. ``steps = 0`` picks enough steps for about four seconds.
     """
     from dkp_tui.devices import pick_device
-    from dkp_tui.model.autolink import AutoLink, kd_features
+    from dkp_tui.model.autolink import kd_features
+    from dkp_tui.model.backbone import new_detector
     from dkp_tui.model.decoder import cell_mask
     from dkp_tui.train.kd import FrozenTeacher
     from dkp_tui.train.loop import train_step
@@ -158,7 +159,7 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     model, rec_loss, nhwc = build_model(cfg, device)
     teacher = None
     if role == "student":
-        teacher = FrozenTeacher(AutoLink(cfg.model).detector.to(device))
+        teacher = FrozenTeacher(new_detector(cfg.model).to(device))
     if tweak is not None:
         tweak(model, rec_loss)
     kd_feats = kd_features(cfg.kd.layer) if teacher is not None else ()

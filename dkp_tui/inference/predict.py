@@ -14,7 +14,7 @@ import torch
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
 from dkp_tui.formats.run_dir import WEIGHTS, config_from_weights, load_weights
-from dkp_tui.model.autolink import AutoLink
+from dkp_tui.model.backbone import new_detector
 from dkp_tui.model.detector import Detector
 
 
@@ -37,12 +37,13 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Config, dic
 def build_detector(tensors: dict[str, torch.Tensor], cfg: Config, where: str | Path) -> Detector:
     """The detector of ``cfg``'s model holding the ``detector.*`` tensors, in eval mode without gradients.
 
-    Built as the training loop builds it (``AutoLink(cfg.model)``), so any detector a config can describe loads.
+    Built by the factory AutoLink itself uses (``model.backbone.new_detector``), so any detector a config can
+    describe loads, without building the decoder it would throw away.
     """
     state = {k[len("detector."):]: v for k, v in tensors.items() if k.startswith("detector.")}
     if not state:
         raise DkpError(f"{where}: holds no detector weights (no 'detector.*' tensors)")
-    detector = AutoLink(cfg.model).detector
+    detector = new_detector(cfg.model)
     missing, unexpected = detector.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise DkpError(f"{where}: weights do not fit the detector of its own config "
