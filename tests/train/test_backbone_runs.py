@@ -125,3 +125,25 @@ def test_output_kd_between_backbones(tiny_dataset: Path, tmp_path: Path):
     with pytest.raises(DkpError, match="teacher's backbone is efficientnet_lite0 and the student's autolink"):
         _train(tiny_dataset, tmp_path / "s3", teacher=tmp_path / "t_lite0", iterations=2, kd__gamma=0.5,
                kd__layer='"mid"')
+
+
+def test_one_config_trains_an_autolink_teacher_and_an_imagenet_student(tiny_dataset: Path, tmp_path: Path):
+    """model.teacher_backbone: the CPU presets' split, one config for both roles; each run saves what it built."""
+    from dkp_tui.config import for_role
+    from dkp_tui.experiments.jobs import Job, run_state
+    from dkp_tui.inference.predict import load_detector
+
+    extra = {"model__backbone": LITE0, "model__teacher_backbone": '"autolink"', "iterations": 2, "kd__gamma": 0.5}
+    _train(tiny_dataset, tmp_path / "teacher", role="teacher", **extra)
+    _train(tiny_dataset, tmp_path / "student", teacher=tmp_path / "teacher", **extra)
+    teacher, tcfg, _ = load_detector(tmp_path / "teacher")
+    student, scfg, _ = load_detector(tmp_path / "student")
+    assert (tcfg.model.backbone, scfg.model.backbone) == ("autolink", "efficientnet_lite0")
+    assert type(teacher).__name__ != type(student).__name__
+    # a job list planned from the one config finds both runs made with it (the teacher's saved backbone resolved)
+    cfg = _cfg(tiny_dataset, **extra)
+    assert for_role(cfg, "student") is cfg and for_role(cfg, "teacher").model.backbone == "autolink"
+    assert run_state(Job(tmp_path / "teacher", cfg, "teacher")) == "finished"
+    assert run_state(Job(tmp_path / "student", cfg, "student", tmp_path / "teacher")) == "finished"
+    with pytest.raises(DkpError, match="model.teacher_backbone must be"):
+        _cfg(tiny_dataset, model__teacher_backbone='"resnet"')
