@@ -12,7 +12,7 @@ from dkp_tui.commands.help_text import command_help
 EXAMPLES = """
 Examples:
 
-  dkp sweep --preset synthetic-cpu --gamma 0.1,0.2,0.4,1.0 --kd-layer output,mid,early
+  dkp sweep --preset synthetic-cpu --gamma 0.1,0.2,0.4,1.0 --kd-layer output,mid,early --set model.backbone=autolink
 
   dkp sweep --preset synthetic-cpu --gamma 0,0.1,0.4 --seeds 0,1,2 --out runs/sweep-cpu --json
 
@@ -23,7 +23,9 @@ Examples:
 def _sweep_command(
     preset: str = typer.Option(..., "--preset", "-p", help="Preset name or TOML path."),
     gamma: str = typer.Option("0.1,0.2,0.4,1.0", "--gamma", help="Comma-separated γ values (0 = image-only)."),
-    kd_layer: str = typer.Option("output,mid,early", "--kd-layer", help="Comma-separated KD layers."),
+    kd_layer: str = typer.Option("", "--kd-layer", help="Comma-separated KD layers (default: output,mid,early; "
+                                 "output,output_prob for a student on an ImageNet backbone, which has no hidden "
+                                 "layers in common with its teacher)."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
     teacher_run: Path | None = typer.Option(None, "--teacher-run",
                                             help="Use this finished teacher for every point (else one per seed)."),
@@ -40,6 +42,7 @@ def _sweep_command(
     terminal chart; the plot is written to OUT/sweep.png. Finished runs are reused."""
     from dkp_tui.commands.eval import log_warnings_to_stderr
     from dkp_tui.experiments.sweep import (
+        default_layers,
         parse_floats,
         parse_ints,
         parse_layers,
@@ -49,7 +52,7 @@ def _sweep_command(
     )
 
     gammas = parse_floats(gamma, "--gamma")
-    layers = parse_layers(kd_layer)
+    layers = parse_layers(kd_layer or default_layers(preset, set_))
     seed_list = parse_ints(seeds, "--seeds")
     overrides = list(set_)
     if device != "auto":

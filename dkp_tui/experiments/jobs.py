@@ -37,6 +37,9 @@ class Job:
     seed: int = 0
     label: str = ""
 
+    def __post_init__(self) -> None:
+        self.cfg = for_role(self.cfg, self.role)  # what the run trains with and saves (a teacher's own backbone)
+
 
 def seed_config(preset: str, overrides: Sequence[str], seed: int, extra: Sequence[str] = ()) -> Config:
     """The preset + --set overrides, with this seed (and the variant's own changes) applied last."""
@@ -61,7 +64,7 @@ def run_state(job: Job) -> str:
     info = read_run_info(job.run)
     if info.role != job.role:
         raise DkpError(f"{job.run} holds a {info.role} run where a {job.role} run belongs; choose another --out")
-    diffs = config_differences(for_role(job.cfg, job.role), read_run_config(job.run))
+    diffs = config_differences(job.cfg, read_run_config(job.run))
     if diffs:
         raise DkpError(f"{job.run} was trained with a different config ({'; '.join(diffs[:3])}"
                        f"{'; ...' if len(diffs) > 3 else ''}); use another --out or remove that run")

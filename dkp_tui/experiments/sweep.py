@@ -19,7 +19,7 @@ import numpy as np
 
 from dkp_tui.charts import PALETTE as _COLOURS
 from dkp_tui.charts import nice_ticks as _nice_ticks
-from dkp_tui.config import KD_LAYERS
+from dkp_tui.config import KD_LAYERS, OUTPUT_KD_LAYERS, load_config
 from dkp_tui.errors import DkpError
 from dkp_tui.experiments.jobs import (
     Job,
@@ -49,6 +49,13 @@ def parse_layers(text: str) -> list[str]:
     if bad or not layers:
         raise DkpError(f"--kd-layer: unknown layer(s) {', '.join(bad) or '(none)'}; choose from {', '.join(KD_LAYERS)}")
     return list(dict.fromkeys(layers))
+
+
+def default_layers(preset: str, overrides: Sequence[str]) -> str:
+    """The paper's Fig. 3 layers where the student is the AutoLink detector; the output layers elsewhere (an
+    ImageNet student shares only its output with any teacher)."""
+    cfg = load_config(preset, [*overrides, "kd.layer=\"output\""])
+    return "output,mid,early" if cfg.model.backbone == "autolink" else ",".join(OUTPUT_KD_LAYERS)
 
 
 def parse_ints(text: str, what: str) -> list[int]:

@@ -15,6 +15,8 @@ from dkp_tui.experiments import jobs, repeats, sweep
 from dkp_tui.formats.run_dir import RunInfo, read_run_info, write_run_config, write_run_info
 
 OVERRIDES = ["train.iterations=5", 'data.dataset="unused"']
+# the sweep compares hidden KD layers, which only the AutoLink student has
+SWEEP_OVERRIDES = [*OVERRIDES, 'model.backbone="autolink"']
 REAL_EVALUATE_JOB = jobs.evaluate_job  # taken before the autouse fixture swaps in fake_eval
 
 
@@ -146,7 +148,7 @@ def test_runs_need_a_positive_gamma(tmp_path: Path):
 def test_sweep_grid_table_chart_and_plot(tmp_path: Path):
     trainer = FakeTrainer()
     summary = sweep.run_sweep("synthetic-cpu", [0.0, 0.1, 0.4], ["output", "mid", "early"], [0, 1], tmp_path,
-                              OVERRIDES, progress=False, train_fn=trainer)
+                              SWEEP_OVERRIDES, progress=False, train_fn=trainer)
     runs = sorted(Path(c[0]).relative_to(tmp_path).as_posix() for c in trainer.calls)
     assert "seed0/teacher" in runs and "seed1/student-only" in runs and "seed1/early-g0.4" in runs
     assert len(runs) == 2 * (1 + 1 + 3 * 2)
@@ -172,7 +174,7 @@ def test_sweep_grid_table_chart_and_plot(tmp_path: Path):
     assert best["skill_stats"]["mean"] == pytest.approx(0.89) and summary["mean_pose"]["value"] == 10.0
     # resumable: nothing retrained
     again = FakeTrainer()
-    sweep.run_sweep("synthetic-cpu", [0.0, 0.1, 0.4], ["output", "mid", "early"], [0, 1], tmp_path, OVERRIDES,
+    sweep.run_sweep("synthetic-cpu", [0.0, 0.1, 0.4], ["output", "mid", "early"], [0, 1], tmp_path, SWEEP_OVERRIDES,
                     progress=False, train_fn=again)
     assert again.calls == []
 
@@ -212,3 +214,11 @@ def test_a_job_is_scored_on_the_data_set_it_was_planned_on(monkeypatch, tmp_path
     REAL_EVALUATE_JOB(plan.jobs[0], "cpu")
     assert seen and Path(seen[0].data) == Path("data/clean")
 
+
+
+def test_the_sweeps_default_layers_follow_the_students_backbone():
+    assert sweep.default_layers("synthetic-cpu", OVERRIDES) == "output,output_prob"  # the ImageNet student
+    assert sweep.default_layers("synthetic-cpu", SWEEP_OVERRIDES) == "output,mid,early"
+    assert sweep.default_layers("taichi", []) == "output,mid,early"  # the paper presets are untouched
+    with pytest.raises(DkpError, match="hidden features"):
+        sweep.run_sweep("synthetic-cpu", [0.1], ["mid"], [0], Path("unused"), OVERRIDES, progress=False)
