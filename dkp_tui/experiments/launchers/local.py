@@ -25,6 +25,7 @@ from dkp_tui.experiments.worker import THREADS_ENV, job_spec
 from dkp_tui.formats.job_list import LOGS_DIR
 
 POLL_S = 0.2
+WORKER = ("-m", "dkp_tui.experiments.worker")  # after sys.executable; then the spec file
 
 
 @dataclass
@@ -137,6 +138,6 @@ def _start(job: Job, slot: int, cuda: str | None, threads: int, logs: Path, out:
         env["OMP_NUM_THREADS"] = str(threads)
     if cuda is not None:
         env["CUDA_VISIBLE_DEVICES"] = cuda
-    proc = subprocess.Popen([sys.executable, "-m", "dkp_tui.experiments.worker", str(spec_path)],
+    proc = subprocess.Popen([sys.executable, *WORKER, str(spec_path)],
                             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     return _Running(job, proc, log, handle, slot, time.monotonic())
