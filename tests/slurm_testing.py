@@ -159,3 +159,36 @@ def _wait(ok, seconds: float, what: str, cluster: Cluster) -> None:
                 raise RuntimeError(f"{what}: {Path(p.args[0]).name} exited with {p.returncode}\n{cluster.logs()}")
         time.sleep(0.2)
     raise RuntimeError(f"{what} within {seconds:.0f} s\n{cluster.logs()}")
+
+
+def main(argv: list[str]) -> int:
+    """``python tests/slurm_testing.py DIR``: start the test cluster in DIR and keep it up until Ctrl-C (or
+    SIGTERM), for trying `--launcher slurm` by hand: `SLURM_CONF=DIR/slurm.conf dkp eval ... --launcher slurm`."""
+    import signal
+
+    if len(argv) != 1:
+        print("usage: python tests/slurm_testing.py DIR   (as root; apt-get install -y slurm-wlm munge)")
+        return 2
+    reason = why_not()
+    if reason is not None:
+        print(f"cannot start a test cluster: {reason}")
+        return 1
+    cluster = start_cluster(Path(argv[0]).resolve())
+    signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    print(f"test Slurm cluster up ({cluster.cpus} CPUs, partition {cluster.partition}); in another shell:\n"
+          f"  export SLURM_CONF={cluster.conf}\nCtrl-C stops it.", flush=True)
+    try:
+        while all(p.poll() is None for p in cluster.procs):
+            time.sleep(1)
+        print(f"a daemon exited\n{cluster.logs()}")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

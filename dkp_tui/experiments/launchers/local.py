@@ -2,7 +2,7 @@
 
 Each job is a fresh ``python -m dkp_tui.experiments.worker SPEC`` process (a crash or a kill takes one job, never
 the launcher or the other workers), started when a worker slot is free and its teacher, if this job list trains
-it, has finished. A slot with a GPU index gets ``CUDA_VISIBLE_DEVICES`` set to it; on CPU the cores are split
+it, has finished; teachers go first, so their students can start as early as possible. A slot with a GPU index gets ``CUDA_VISIBLE_DEVICES`` set to it; on CPU the cores are split
 between the workers (``OMP_NUM_THREADS`` and the worker's torch threads, unless ``train.threads`` is set).
 Everything a job prints goes to ``<out>/logs/<run>.log`` (appended to, one header per attempt).
 """
@@ -71,7 +71,9 @@ def run_local(jobs: Sequence[Job], tracker: JobTracker, out: Path, *, workers: i
     waits_for = dependencies(jobs)
     logs = out / LOGS_DIR
     logs.mkdir(parents=True, exist_ok=True)
-    pending = list(jobs)
+    teachers = {t for t in waits_for.values() if t is not None}
+    # teachers first (their students wait for them), otherwise in the plan's order
+    pending = sorted(jobs, key=lambda j: str(j.run) not in teachers)
     running: dict[int, _Running] = {}
     done: dict[str, str] = {}  # run -> finished | failed
     try:
