@@ -31,8 +31,7 @@ Examples:
 
   dkp eval --runs 10 --compare --preset h36m --launcher local --devices 0,1,2,3,4,5,6,7   # one job per GPU
 
-  dkp eval --runs 10 --compare --preset h36m --launcher slurm --partition gpu --gpus-per-job 1 \
-      --cpus-per-job 8 --time-limit 300      # teachers as a job array, each student after its teacher (afterok)
+  dkp eval --runs 10 --compare --preset h36m --launcher slurm --partition gpu --gpus-per-job 1 --cpus-per-job 8 --time-limit 300   # teachers as a job array, each student after its teacher (afterok)
 
   dkp eval --runs 10 --compare --preset h36m --collect   # the summary from the runs finished so far
 

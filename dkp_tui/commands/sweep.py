@@ -21,8 +21,7 @@ Examples:
 
   dkp sweep --preset h36m --gamma 0.1,0.2,0.4,1.0 --seeds 0,1,2 --launcher local --devices 0,1,2,3
 
-  dkp sweep --preset h36m --gamma 0.1,0.2,0.4,1.0 --seeds 0,1,2 --launcher slurm --partition gpu \
-      --gpus-per-job 1 --time-limit 300 --sbatch qos=normal
+  dkp sweep --preset h36m --gamma 0.1,0.2,0.4,1.0 --seeds 0,1,2 --launcher slurm --partition gpu --gpus-per-job 1 --time-limit 300 --sbatch qos=normal
 
   dkp sweep --preset h36m --gamma 0.1,0.2,0.4,1.0 --seeds 0,1,2 --collect   # table and plot of what finished
 """

@@ -136,6 +136,7 @@ def test_two_local_workers_give_the_sequential_runs_and_summary(sequential: tupl
     for name in RUN_NAMES[:3]:
         assert tensor_hashes(out / name) == tensor_hashes(sequential_out / name), name
     assert {e.state for e in read_job_list(out).jobs} == {"finished"}
+    assert {e.state for e in read_job_list(sequential_out).jobs} == {"finished"}  # the sequential launch's too
     assert "worker" in (out / "logs" / "seed0-teacher.log").read_text()
 
 

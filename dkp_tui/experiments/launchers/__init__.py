@@ -18,7 +18,8 @@ from typing import Any
 
 from dkp_tui.config import LAUNCHERS, LaunchConfig
 from dkp_tui.errors import DkpError
-from dkp_tui.experiments.jobs import Job, TrainFn, evaluate_job, run_jobs, run_state
+from dkp_tui.experiments import jobs as job_steps
+from dkp_tui.experiments.jobs import Job, TrainFn, run_jobs, run_state
 from dkp_tui.experiments.launchers.slurm import SlurmOptions, parse_sbatch
 from dkp_tui.experiments.launchers.tracker import JobTracker
 
@@ -131,5 +132,6 @@ def execute(jobs: Sequence[Job], out: Path, opts: LaunchOptions, *, device: str 
 
 
 def records(jobs: Sequence[Job], device: str, batch_size: int) -> list[dict[str, Any]]:
-    """Each finished run's evaluation record: the one its job saved (reused), computed here only if missing."""
-    return [evaluate_job(job, device, batch_size) for job in jobs]
+    """Each finished run's evaluation record: the one its job saved (reused), computed here only if missing;
+    through ``jobs.evaluate_job``, the one evaluation step of every launcher."""
+    return [job_steps.evaluate_job(job, device, batch_size) for job in jobs]
