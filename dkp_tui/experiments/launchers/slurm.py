@@ -154,7 +154,12 @@ def run_slurm(jobs: Sequence[Job], tracker: JobTracker, out: Path, opts: SlurmOp
         _record(job, executor.submit(run_spec, job_spec(job, device, batch_size)), tracker, active)
     executor.update_parameters(dependency=None)
     tracker.note(f"submitted {len(active)} Slurm job(s); logs under {out / SLURM_DIR}")
-    _follow(active, tracker, by_run, waits_for, opts.poll_s)
+    try:
+        _follow(active, tracker, by_run, waits_for, opts.poll_s)
+    except KeyboardInterrupt:
+        tracker.note("stopped following; the Slurm jobs go on (scancel stops them): the same command follows them "
+                     "again and writes the summary once they have finished")
+        raise
 
 
 def _record(job: Job, sj: Any, tracker: JobTracker, active: dict[str, _Submitted]) -> None:
