@@ -203,3 +203,20 @@ def test_slurm_end_to_end_with_a_killed_job_resubmitted(slurm_cluster, sequentia
     assert comparable(summary, out) == comparable(reference, sequential_out)
     for name in RUN_NAMES:
         assert tensor_hashes(out / name) == tensor_hashes(sequential_out / name), name
+
+
+def test_sbatch_refusing_the_jobs_is_one_line(tmp_path: Path, monkeypatch):
+    """A cluster that refuses the submission (here a stand-in sbatch: unknown partition) ends the launch with one
+    DkpError quoting sbatch, never a traceback, and nothing is left recorded as submitted."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("sbatch", "echo 'sbatch: error: invalid partition specified: gpu' >&2; exit 1"),
+                       ("squeue", "exit 0"), ("srun", "exit 0")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "eval"
+    opts = launch_options(LaunchConfig(), launcher="slurm", partition="gpu")
+    with pytest.raises(DkpError, match="sbatch failed: sbatch: error: invalid partition specified: gpu"):
+        repeats.run_repeats(PRESET, 1, False, out, ['data.dataset="unused"'], progress=False, launch=opts)
+    assert {e.state for e in read_job_list(out).jobs} == {"queued"} and not any(e.job_id for e in read_job_list(out).jobs)

@@ -13,11 +13,12 @@ running are followed again, not submitted twice.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,16 @@ class _Submitted:
         self.job, self.job_id, self.result, self.log = job, job_id, result, log
 
 
+@contextlib.contextmanager
+def _sbatch_errors() -> Iterator[None]:
+    """sbatch refusing a job (an unknown partition or account, a bad option, no controller) is one line, not a
+    traceback; jobs submitted before it are in jobs.json and the next launch follows them."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:  # submitit's FailedJobError (sbatch's stderr) is a RuntimeError
+        raise DkpError(f"--launcher slurm: sbatch failed: {' '.join(str(err).split())[:400]}") from None
+
+
 def _executor(out: Path, opts: SlurmOptions) -> Any:
     if shutil.which("sbatch") is None or shutil.which("squeue") is None:
         raise DkpError("--launcher slurm: sbatch and squeue are not on PATH; run this on a Slurm login node")
@@ -137,22 +148,23 @@ def run_slurm(jobs: Sequence[Job], tracker: JobTracker, out: Path, opts: SlurmOp
     by_run = {str(j.run): j for j in jobs}
     active: dict[str, _Submitted] = {}  # run -> its Slurm job
     _adopt(jobs, tracker, out, active)
-    executor = _executor(out, opts)
-    first = [j for j in jobs if str(j.run) not in active and waits_for[str(j.run)] is None]
-    if first:
-        submitted = executor.map_array(run_spec, [job_spec(j, device, batch_size) for j in first])
-        for job, sj in zip(first, submitted, strict=True):
-            _record(job, sj, tracker, active)
-    for job in jobs:
-        if str(job.run) in active:
-            continue
-        teacher = active.get(waits_for[str(job.run)] or "")
-        if teacher is None:  # cannot happen: every teacher of this list was submitted or adopted above
-            tracker.set(job, "failed", "its teacher was not submitted")
-            continue
-        executor.update_parameters(dependency=f"afterok:{teacher.job_id}")
-        _record(job, executor.submit(run_spec, job_spec(job, device, batch_size)), tracker, active)
-    executor.update_parameters(dependency=None)
+    with _sbatch_errors():
+        executor = _executor(out, opts)
+        first = [j for j in jobs if str(j.run) not in active and waits_for[str(j.run)] is None]
+        if first:
+            submitted = executor.map_array(run_spec, [job_spec(j, device, batch_size) for j in first])
+            for job, sj in zip(first, submitted, strict=True):
+                _record(job, sj, tracker, active)
+        for job in jobs:
+            if str(job.run) in active:
+                continue
+            teacher = active.get(waits_for[str(job.run)] or "")
+            if teacher is None:  # cannot happen: every teacher of this list was submitted or adopted above
+                tracker.set(job, "failed", "its teacher was not submitted")
+                continue
+            executor.update_parameters(dependency=f"afterok:{teacher.job_id}")
+            _record(job, executor.submit(run_spec, job_spec(job, device, batch_size)), tracker, active)
+        executor.update_parameters(dependency=None)
     tracker.note(f"submitted {len(active)} Slurm job(s); logs under {out / SLURM_DIR}")
     try:
         _follow(active, tracker, by_run, waits_for, opts.poll_s)
