@@ -102,7 +102,7 @@ def execute(jobs: Sequence[Job], out: Path, opts: LaunchOptions, *, device: str 
         if missing:
             say(f"--collect: {missing} of {len(jobs)} runs not finished; the summary covers the other {len(done)}")
         return done, records(done, device, batch_size)
-    with job_list_lock(out):
+    with job_list_lock(out), _nothing_left_on_refusal(out, jobs):
         tracker = JobTracker(out, jobs, opts.launcher, say if opts.launcher != "sequential" else None)
         if opts.launcher == "sequential":
             return list(jobs), run_jobs(jobs, device=device, batch_size=batch_size, progress=progress,
@@ -129,6 +129,27 @@ def execute(jobs: Sequence[Job], out: Path, opts: LaunchOptions, *, device: str 
                            f"{out / 'jobs.json'}); the same command again reuses the finished runs, resumes the "
                            "others from their checkpoints and writes the summary", exit_code=1)
         return list(jobs), records(jobs, device, batch_size)
+
+
+@contextlib.contextmanager
+def _nothing_left_on_refusal(out: Path, jobs: Sequence[Job]) -> Iterator[None]:
+    """A launch refused before it wrote anything else (a missing data set: the first training refuses before its
+    run exists) takes its new ``jobs.json`` back, so bad input leaves nothing behind. Anything else written (a run,
+    a worker's log, a Slurm job's folder) stays, and so does the job list that points at it."""
+    from dkp_tui.formats.job_list import JOB_LIST, LOGS_DIR, SLURM_DIR
+    from dkp_tui.formats.run_dir import is_run_dir
+
+    had = (out / JOB_LIST).exists() or (out / LOGS_DIR).exists() or (out / SLURM_DIR).exists()
+    runs_before = {str(j.run) for j in jobs if is_run_dir(j.run)}
+    try:
+        yield
+    except DkpError:
+        wrote = (out / LOGS_DIR).exists() or (out / SLURM_DIR).exists() or any(
+            is_run_dir(j.run) for j in jobs if str(j.run) not in runs_before)
+        if not had and not wrote:
+            with contextlib.suppress(OSError):
+                (out / JOB_LIST).unlink()
+        raise
 
 
 def records(jobs: Sequence[Job], device: str, batch_size: int) -> list[dict[str, Any]]:
