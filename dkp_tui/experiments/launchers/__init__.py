@@ -1,9 +1,10 @@
 """Where a job list (`dkp eval --runs`, `dkp sweep`) runs: in this process one job after another (``sequential``,
 the default), on W worker processes of this machine (``local``) or as Slurm jobs (``slurm``).
 
-Every launcher does the same work per job (``jobs.ensure_trained`` then ``jobs.evaluate_job``) and the scores
-always come from the runs' own files afterwards (``records``: each run's saved evaluation, reused), so the summary
-is the same computation whichever launcher trained the runs, and ``--collect`` is that step alone. The job list's
+Every launcher does the same work per job (``jobs.ensure_trained`` then ``jobs.evaluate_job``, which saves the
+record in the run's ``eval.json``). The sequential launcher summarises the records its jobs returned; the others,
+and ``--collect``, read each run's saved record back (``records``: the same record, reused), so the summary is the
+same computation on the same numbers whichever launcher trained the runs. The job list's
 folder is locked for the launch (a second launch of it is refused at once, saying who holds it); each run keeps
 its own lock too, so two different job lists sharing a run cannot both train it.
 """
