@@ -220,3 +220,46 @@ def test_sbatch_refusing_the_jobs_is_one_line(tmp_path: Path, monkeypatch):
     with pytest.raises(DkpError, match="sbatch failed: sbatch: error: invalid partition specified: gpu"):
         repeats.run_repeats(PRESET, 1, False, out, ['data.dataset="unused"'], progress=False, launch=opts)
     assert {e.state for e in read_job_list(out).jobs} == {"queued"} and not any(e.job_id for e in read_job_list(out).jobs)
+
+
+def test_slurm_jobs_of_an_earlier_launch_are_followed_not_submitted_again(tmp_path: Path, monkeypatch):
+    """A launch that finds seed 0's teacher still running as Slurm job 7_0 (jobs.json of a launch that was stopped)
+    follows that job, submits only the student, with afterok on 7_0, and takes each outcome from its result file.
+    Stand-ins for sbatch and squeue (no cluster, no training): squeue shows 7_0 running, then nothing."""
+    import pickle
+
+    from dkp_tui.experiments import jobs
+
+    out = tmp_path / "eval"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "squeue-calls"
+    scripts = {
+        "sbatch": f"cat \"$1\" > {tmp_path}/submitted.sh; echo 'Submitted batch job 8'",
+        "squeue": f"echo x >> {calls}; n=$(wc -l < {calls}); if [ \"$n\" -le 2 ]; then echo '7_0|RUNNING|None'; fi",
+        "srun": "exit 0",
+    }
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(jobs, "evaluate_job", lambda job, device, batch_size=64, progress=None: {
+        "run": str(job.run), "value": 1.0 if job.role == "teacher" else 2.0, "input": "rgb", "extras": {}})
+    for job_id in ("7_0", "8"):  # what the two jobs leave when they succeed
+        (out / "slurm" / job_id).mkdir(parents=True)
+        with open(out / "slurm" / job_id / f"{job_id}_0_result.pkl", "wb") as fh:
+            pickle.dump(("success", {"what": "trained", "seconds": 1.0}), fh)
+    write_job_list(out, JobList("slurm", [JobEntry("seed0/teacher", "seed 0 teacher", "teacher", state="running",
+                                                   launcher="slurm", job_id="7_0",
+                                                   log="slurm/7_0/7_0_0_log.err")]))
+    opts = launch_options(LaunchConfig(), launcher="slurm")
+    opts.slurm.poll_s = 0.01
+    notes: list[str] = []
+    summary = repeats.run_repeats(PRESET, 1, False, out, ['data.dataset="unused"'], progress=False, launch=opts,
+                                  note=notes.append)
+    assert "#SBATCH --dependency=afterok:7_0" in (tmp_path / "submitted.sh").read_text()
+    assert "submitted 1 Slurm job(s), following 1 of an earlier launch" in " ".join(notes)
+    entries = {e.run: e for e in read_job_list(out).jobs}
+    assert (entries["seed0/teacher"].job_id, entries["seed0/teacher"].state) == ("7_0", "finished")
+    assert (entries["seed0/student"].job_id, entries["seed0/student"].state) == ("8", "finished")
+    assert [r["values"] for r in summary["rows"]] == [[1.0], [2.0]]

@@ -148,6 +148,7 @@ def run_slurm(jobs: Sequence[Job], tracker: JobTracker, out: Path, opts: SlurmOp
     by_run = {str(j.run): j for j in jobs}
     active: dict[str, _Submitted] = {}  # run -> its Slurm job
     _adopt(jobs, tracker, out, active)
+    adopted = len(active)
     with _sbatch_errors():
         executor = _executor(out, opts)
         first = [j for j in jobs if str(j.run) not in active and waits_for[str(j.run)] is None]
@@ -165,7 +166,8 @@ def run_slurm(jobs: Sequence[Job], tracker: JobTracker, out: Path, opts: SlurmOp
             executor.update_parameters(dependency=f"afterok:{teacher.job_id}")
             _record(job, executor.submit(run_spec, job_spec(job, device, batch_size)), tracker, active)
         executor.update_parameters(dependency=None)
-    tracker.note(f"submitted {len(active)} Slurm job(s); logs under {out / SLURM_DIR}")
+    tracker.note(f"submitted {len(active) - adopted} Slurm job(s)"
+                 + (f", following {adopted} of an earlier launch" if adopted else "") + f"; logs under {out / SLURM_DIR}")
     try:
         _follow(active, tracker, by_run, waits_for, opts.poll_s)
     except KeyboardInterrupt:
