@@ -117,6 +117,29 @@ class EvalConfig:
     pck: float = 0.1  # folder protocol: PCK threshold as a fraction of the frame size
 
 
+LAUNCHERS = ("sequential", "local", "slurm")  # dkp_tui/experiments/launchers/ runs a job list with each
+
+
+@dataclass
+class LaunchConfig:
+    """Where `dkp eval --runs` and `dkp sweep` run their job list (flags override these).
+
+    A site's cluster settings belong in a preset or a --set, not in code; they never change a run's weights, so
+    every job's own config keeps the defaults (``experiments.jobs.seed_config``) and a run's files are the same
+    whichever launcher trained it.
+    """
+
+    launcher: str = "sequential"  # sequential (in this process) | local (worker processes) | slurm (submitit)
+    workers: int = 0  # local: worker processes (0: one per entry of devices, else 1)
+    devices: str = ""  # local: comma-separated CUDA device indices, one worker each in turn ("": no GPU pinning)
+    partition: str = ""  # slurm: --partition ("": the cluster's default)
+    gpus_per_job: int = 0  # slurm: --gpus-per-node of each job
+    cpus_per_job: int = 0  # slurm: --cpus-per-task of each job (0: the cluster's default); also its torch threads
+    time_limit: int = 0  # slurm: --time in minutes (0: no limit of dkp's; the partition's applies)
+    account: str = ""  # slurm: --account
+    sbatch: str = ""  # slurm: more sbatch options, "key=value" separated by ";" (e.g. "qos=high;constraint=a100")
+
+
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -126,6 +149,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -275,6 +299,9 @@ def validate(cfg: Config) -> None:
          "eval.protocol must be auto, taichi, h36m, deepfashion, synthetic or folder"),
         (cfg.eval.h36m_swap_table in ("reference", "fixed"), "eval.h36m_swap_table must be reference or fixed"),
         (0.0 < cfg.eval.pck < 1.0, "eval.pck must be a fraction of the frame size in (0, 1)"),
+        (cfg.launch.launcher in LAUNCHERS, f"launch.launcher must be one of {', '.join(LAUNCHERS)}"),
+        (min(cfg.launch.workers, cfg.launch.gpus_per_job, cfg.launch.cpus_per_job, cfg.launch.time_limit) >= 0,
+         "launch.workers, gpus_per_job, cpus_per_job and time_limit must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

@@ -48,3 +48,24 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_overrides():
     """``tiny_overrides(dataset, iterations=4, kd__gamma=0.5)`` -> list of ``section.key=value`` strings."""
     return tiny_overrides_fn
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A single-node Slurm cluster on localhost (tests/slurm_testing.py), started once per session.
+
+    Skipped with the reason where this machine cannot start one (not root, slurm-wlm or munge not installed),
+    except under DKP_REQUIRE_SLURM=1 (`.ci/run` sets it): there the reason fails the test, so CI never goes green
+    without running it."""
+    import slurm_testing
+
+    reason = slurm_testing.why_not()
+    if reason is not None:
+        if os.environ.get("DKP_REQUIRE_SLURM") == "1":
+            pytest.fail(f"DKP_REQUIRE_SLURM=1 but no Slurm test cluster: {reason}")
+        pytest.skip(reason)
+    cluster = slurm_testing.start_cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from dkp_tui.commands import job_list_flags as flags
 from dkp_tui.commands.common import console, guarded, print_json
 from dkp_tui.commands.help_text import command_help
 from dkp_tui.errors import DkpError
@@ -27,6 +28,12 @@ Examples:
   dkp eval --runs 3 --compare --preset synthetic-cpu      # Table 2: image-only / depth teacher / distilled
 
   dkp eval --runs 10 --preset h36m --out runs/eval-h36m   # a stopped job continues where it stopped
+
+  dkp eval --runs 10 --compare --preset h36m --launcher local --devices 0,1,2,3,4,5,6,7   # one job per GPU
+
+  dkp eval --runs 10 --compare --preset h36m --launcher slurm --partition gpu --gpus-per-job 1 --cpus-per-job 8 --time-limit 300   # teachers as a job array, each student after its teacher (afterok)
+
+  dkp eval --runs 10 --compare --preset h36m --collect   # the summary from the runs finished so far
 
   dkp eval runs/student --data data/dance --pck 0.05       # your labelled footage (prepare folder --labels)
 
@@ -131,6 +138,16 @@ def _eval_command(
                               "many random fit frames (several seeded draws each); table, JSON and RUN/shots.png."),
     draws: int = typer.Option(10, "--draws", help="With --shots: random draws per shot count."),
     shots_seed: int = typer.Option(0, "--shots-seed", help="With --shots: seed of the draws."),
+    launcher: str | None = flags.LAUNCHER,
+    workers: int | None = flags.WORKERS,
+    devices: str | None = flags.DEVICES,
+    partition: str | None = flags.PARTITION,
+    gpus_per_job: int | None = flags.GPUS_PER_JOB,
+    cpus_per_job: int | None = flags.CPUS_PER_JOB,
+    time_limit: int | None = flags.TIME_LIMIT,
+    account: str | None = flags.ACCOUNT,
+    sbatch: list[str] = flags.SBATCH,
+    collect: bool = flags.COLLECT,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
@@ -144,6 +161,10 @@ def _eval_command(
     and prints the paper's Table 2 layout. Finished runs with the same config are reused. Figures go next to
     summary.json: table.png (mean ± std bars), seeds.png (score per seed) and, with --compare, compare.png
     (every model's keypoints and learned skeleton on the same test images).
+
+    --launcher local or slurm runs the jobs in parallel (worker processes with a device each, or Slurm jobs);
+    the summary is written once every job has finished, and is the same as the sequential run's. The same
+    command again submits only what is missing or failed; `dkp watch OUT` shows every job, queued ones too.
     """
     overrides = list(set_)
     if fixed_swap_table:
@@ -166,9 +187,13 @@ def _eval_command(
                 overrides.append(f'train.device="{device}"')
             from dkp_tui.experiments.repeats import run_repeats, table
 
+            launch = flags.launch_from_flags(
+                preset, overrides, launcher=launcher, workers=workers, devices=devices, partition=partition,
+                gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, time_limit=time_limit, account=account,
+                sbatch=sbatch, collect=collect)
             out_dir = out or Path("runs") / f"eval-{Path(preset).stem}"
             summary = run_repeats(preset, runs, compare, out_dir, overrides, one_teacher=one_teacher, device=device,
-                                  batch_size=batch_size, progress=not quiet)
+                                  batch_size=batch_size, progress=not quiet, launch=launch, note=flags.note)
             figures = repeat_figures(summary, out_dir, compare)
             if json_out:
                 print_json({"out": str(out_dir), **summary, "figures": figures})
@@ -181,6 +206,8 @@ def _eval_command(
             raise DkpError("give a RUN directory to evaluate, or --runs N --preset P")
         if preset or compare or one_teacher or out is not None:
             raise DkpError("--preset, --compare, --one-teacher and --out go with --runs N")
+        if collect or launcher is not None or workers is not None or devices is not None or sbatch:
+            raise DkpError("--launcher, --workers, --devices, --sbatch and --collect go with --runs N")
         from dkp_tui.eval.evaluate import EvalRequest, evaluate_run
 
         req = EvalRequest(run, data, overrides, device, batch_size)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dkp_tui.config import Config, for_role, load_config
+from dkp_tui.config import Config, LaunchConfig, for_role, load_config
 from dkp_tui.errors import DkpError
 from dkp_tui.formats.jsonl import parse_line
 from dkp_tui.formats.run_dir import METRICS, is_finished, is_run_dir, read_run_config, read_run_info
@@ -42,14 +42,21 @@ class Job:
 
 
 def seed_config(preset: str, overrides: Sequence[str], seed: int, extra: Sequence[str] = ()) -> Config:
-    """The preset + --set overrides, with this seed (and the variant's own changes) applied last."""
-    return load_config(preset, [*overrides, *extra, f"train.seed={seed}"])
+    """The preset + --set overrides, with this seed (and the variant's own changes) applied last.
+
+    The ``launch`` section goes back to its defaults: where a job list runs never changes a run, so a run's
+    config (and the weights file that carries it) is the same byte for byte under every launcher."""
+    cfg = load_config(preset, [*overrides, *extra, f"train.seed={seed}"])
+    cfg.launch = LaunchConfig()
+    return cfg
 
 
 def config_differences(a: Config, b: Config) -> list[str]:
     da, db = a.to_dict(), b.to_dict()
     out = []
     for section, values in da.items():
+        if section == "launch":  # never part of a run (seed_config)
+            continue
         for key, value in values.items():
             name = f"{section}.{key}"
             if name not in IGNORED_ON_REUSE and db.get(section, {}).get(key) != value:
@@ -253,26 +260,40 @@ def _last_step(path: Path) -> int | None:
     return None
 
 
+StateFn = Callable[[Job, str, str], None]  # (job, queued | running | finished | failed, message)
+
+
 def run_jobs(jobs: Sequence[Job], *, device: str = "auto", batch_size: int = 64, progress: bool = True,
-             train_fn: TrainFn | None = None) -> list[dict[str, Any]]:
-    """Train-or-reuse then evaluate-or-reuse every job in order; one eval record per job."""
+             train_fn: TrainFn | None = None, on_state: StateFn | None = None) -> list[dict[str, Any]]:
+    """Train-or-reuse then evaluate-or-reuse every job in order, in this process; one eval record per job.
+
+    ``on_state`` hears each job start and end (the job list's state file for `dkp watch`); the first failure
+    stops the list, as it always has in this sequential launcher."""
     records: list[dict[str, Any]] = []
     bar = JobProgress(sum(j.cfg.train.iterations for j in jobs), enabled=progress)
     finished = False
+    report = on_state or (lambda job, state, message: None)
     try:
         for job in jobs:
             state = run_state(job)
+            report(job, "running", "")
             if state != "finished":
                 bar.start_training(job, "resuming" if state == "partial" else "training")
             try:
                 what = ensure_trained(job, train_fn)
-            except BaseException:
+            except BaseException as err:
                 bar.stop_following()
+                report(job, "failed", f"{type(err).__name__}: {err}")
                 raise
             bar.finish_training(job, trained=state != "finished")
             if what != "reused":
                 bar.note(f"{job.label}: {what} → {job.run}")
-            record = evaluate_job(job, device, batch_size, bar.eval_callback(job))
+            try:
+                record = evaluate_job(job, device, batch_size, bar.eval_callback(job))
+            except BaseException as err:
+                report(job, "failed", f"{type(err).__name__}: {err}")
+                raise
+            report(job, "finished", "")
             records.append(record)
             bar.note(f"{job.label}: {record.get('metric')} = {record.get('value'):.4g}")
         finished = True

@@ -6,7 +6,9 @@ Directory layout under ``--out``::
     <out>/seed{s}/teacher         depth teacher (evaluated on depth: the "depth teacher only" row)
     <out>/seed{s}/student         distilled student (teacher = seed{s}/teacher), evaluated on RGB
     <out>/seed{s}/student-only    kd.gamma = 0 (AutoLink), only with --compare
-    <out>/summary.json            the table as JSON (rewritten after every invocation)
+    <out>/summary.json            the table as JSON (rewritten once every job has finished, or by --collect)
+    <out>/jobs.json               each job's state and log (dkp_tui.formats.job_list), for `dkp watch`
+    <out>/logs/  <out>/slurm/     the local workers' and the Slurm jobs' logs
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from dkp_tui.experiments.jobs import (
     TrainFn,
     fmt_mean_std,
     mean_pose_of,
-    run_jobs,
     seed_config,
     skills,
     stats,
 )
+from dkp_tui.experiments.launchers import LaunchOptions, NoteFn, execute
 
 VARIANTS = ("student-only", "teacher", "distilled")
 ROW_LABELS = {
@@ -114,13 +116,18 @@ def summarize(plan: Plan, records: Sequence[dict[str, Any]], preset: str, n_runs
 
 def run_repeats(preset: str, n_runs: int, compare: bool, out: Path, overrides: Sequence[str] = (), *,
                 one_teacher: bool = False, device: str = "auto", batch_size: int = 64, progress: bool = True,
-                train_fn: TrainFn | None = None) -> dict[str, Any]:
+                train_fn: TrainFn | None = None, launch: LaunchOptions | None = None,
+                note: NoteFn | None = None) -> dict[str, Any]:
+    """Plan, run the job list with ``launch``'s launcher (default: in this process, in order), summarise.
+
+    With ``launch.collect`` nothing runs: the summary covers the finished runs."""
     from dkp_tui.atomic import check_output_dir, write_json
 
     check_output_dir(out, "--out")
     plan = plan_repeats(preset, n_runs, compare, out, overrides, one_teacher)
-    records = run_jobs(plan.jobs, device=device, batch_size=batch_size, progress=progress, train_fn=train_fn)
-    summary = summarize(plan, records, preset, n_runs)
+    jobs, records = execute(plan.jobs, Path(out), launch or LaunchOptions(), device=device, batch_size=batch_size,
+                            progress=progress, train_fn=train_fn, note=note)
+    summary = summarize(Plan(jobs, plan.variant_of), records, preset, n_runs)
     summary["one_teacher"] = one_teacher
     write_json(Path(out) / "summary.json", summary)
     return summary

@@ -5,7 +5,8 @@ Layout under ``--out``::
     <out>/seed{s}/teacher            one depth teacher per seed, shared by the whole grid (unless --teacher-run)
     <out>/seed{s}/{layer}-g{gamma}   one distilled student per grid point
     <out>/seed{s}/student-only       γ = 0, if 0 is in the grid (the layer does not matter there)
-    <out>/sweep.json  <out>/sweep.png
+    <out>/sweep.json  <out>/sweep.png  (once every job has finished, or from the finished ones with --collect)
+    <out>/jobs.json  <out>/logs/  <out>/slurm/   each job's state and log (see experiments/launchers)
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from dkp_tui.experiments.jobs import (
     TrainFn,
     fmt_mean_std,
     mean_pose_of,
-    run_jobs,
     seed_config,
     skills,
     stats,
 )
+from dkp_tui.experiments.launchers import LaunchOptions, NoteFn, execute
 
 
 def parse_floats(text: str, what: str) -> list[float]:
@@ -148,14 +149,17 @@ def summarize(plan: SweepPlan, records: Sequence[dict[str, Any]], preset: str, g
 
 def run_sweep(preset: str, gammas: Sequence[float], layers: Sequence[str], seeds: Sequence[int], out: Path,
               overrides: Sequence[str] = (), *, teacher_run: Path | None = None, device: str = "auto",
-              batch_size: int = 64, progress: bool = True, train_fn: TrainFn | None = None) -> dict[str, Any]:
+              batch_size: int = 64, progress: bool = True, train_fn: TrainFn | None = None,
+              launch: LaunchOptions | None = None, note: NoteFn | None = None) -> dict[str, Any]:
+    """Plan the grid, run it with ``launch``'s launcher (default: in this process), summarise and plot."""
     from dkp_tui.atomic import check_output_dir, write_json
     from dkp_tui.viz import save_png
 
     check_output_dir(out, "--out")
     plan = plan_sweep(preset, gammas, layers, seeds, out, overrides, teacher_run)
-    records = run_jobs(plan.jobs, device=device, batch_size=batch_size, progress=progress, train_fn=train_fn)
-    summary = summarize(plan, records, preset, gammas, layers, seeds)
+    jobs, records = execute(plan.jobs, Path(out), launch or LaunchOptions(), device=device, batch_size=batch_size,
+                            progress=progress, train_fn=train_fn, note=note)
+    summary = summarize(SweepPlan(jobs, plan.point_of), records, preset, gammas, layers, seeds)
     png = Path(out) / "sweep.png"
     save_png(str(png), plot_png(summary))
     summary["plot"] = str(png)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import urllib.error
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -137,6 +137,16 @@ def _pixel_l1(recon: Tensor, target: Tensor) -> Tensor:
     return (recon.float() - target.float()).abs().mean()
 
 
+def _micro_batched_loss(loss: ReconstructionLoss, recon: Tensor, target: Tensor) -> Tensor:
+    return _MicroBatchedLoss.apply(recon, target, loss, loss.micro_batch)
+
+
+# _micro_batched_loss under torch.compiler.disable (a gradient taken inside a forward: run eagerly under
+# train.compile), built by the first low-memory loss rather than at import: disable imports torch._dynamo, about 3 s
+# that every process importing this module would pay (each job of a job list is a process of its own)
+_eager_micro_batched: Callable[[ReconstructionLoss, Tensor, Tensor], Tensor] | None = None
+
+
 class ReconstructionLoss(nn.Module):
     """L_p between the reconstruction and the unmasked input, both images in [-1, 1].
 
@@ -163,6 +173,9 @@ class ReconstructionLoss(nn.Module):
         self.pixel_weight = pixel_weight
         self.structure_scale = structure_scale
         self.vgg: nn.Module | None = load_vgg16_features(weights_path) if kind in VGG_LOSSES else None
+        global _eager_micro_batched
+        if micro_batch and _eager_micro_batched is None:
+            _eager_micro_batched = torch.compiler.disable(_micro_batched_loss)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -202,12 +215,9 @@ class ReconstructionLoss(nn.Module):
         if self.vgg is None:
             return _pixel_l1(recon, target)
         if self.micro_batch and torch.is_grad_enabled() and recon.requires_grad:
-            return self._micro_batched(recon, target.detach())
+            assert _eager_micro_batched is not None  # built by __init__
+            return _eager_micro_batched(self, recon, target.detach())
         return self._feature_loss(recon, target)
-
-    @torch.compiler.disable  # a gradient taken inside a forward: run eagerly under train.compile
-    def _micro_batched(self, recon: Tensor, target: Tensor) -> Tensor:
-        return _MicroBatchedLoss.apply(recon, target, self, self.micro_batch)
 
     def _feature_loss(self, recon: Tensor, target: Tensor) -> Tensor:
         if self.batched:

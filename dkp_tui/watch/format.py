@@ -15,6 +15,7 @@ STATUS_STYLE = {
     "stalled": "bold yellow",
     "unknown": "#808080",
     "gone": "bold #808080",
+    "queued": "blue",
 }
 MAIN_COLORS = ("#ffffff", "cyan", "magenta")
 COMPARE_COLORS = ("yellow", "green", "red")

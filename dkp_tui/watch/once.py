@@ -103,6 +103,8 @@ def snapshot_dict(
                 "corrupt_lines": run.corrupt,
                 "last": {k: v for k, v in run.last.items() if k != "kind"},
                 "samples": [str(p) for p in run.samples()[:2] if p is not None],
+                "job": None if run.job is None else {k: getattr(run.job, k) for k in
+                                                     ("state", "launcher", "job_id", "log", "message")},
             }
         )
     return {

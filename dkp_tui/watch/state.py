@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dkp_tui.errors import DkpError
+from dkp_tui.formats.job_list import JOB_LIST, JobEntry, read_job_list, resolve
 from dkp_tui.formats.metrics import SERIES_KEYS
 from dkp_tui.formats.run_dir import CKPT_DIR, METRICS, RUN_JSON, SAMPLES, parse_sample_name
 from dkp_tui.watch.tail import JsonlTailer
@@ -190,6 +191,7 @@ class RunModel:
         self._samples_mtime = -1
         self._samples: tuple[Path | None, Path | None, int] = (None, None, 0)
         self.version = 0  # bumped whenever anything shown may have changed
+        self.job: JobEntry | None = None  # its entry in the job list that planned it (jobs.json), if any
         self._clear()
 
     def _clear(self) -> None:
@@ -295,7 +297,7 @@ class RunModel:
     @property
     def role(self) -> str:
         role = self.meta.role if self.meta.role != "?" else str(self.start.get("role") or "?")
-        return role
+        return self.job.role if role == "?" and self.job is not None else role
 
     @property
     def distilled(self) -> bool:
@@ -329,10 +331,20 @@ class RunModel:
         return (s1 - s0) / (t1 - t0) if t1 > t0 and s1 > s0 else None
 
     def status(self, now: float) -> str:
-        """running / finished / failed / stalled / gone: an end line or run.json decide, else the metrics'
-        timestamps; a deleted run is gone whatever it said last."""
+        """running / finished / failed / stalled / gone, or queued: an end line or run.json decide, else the
+        metrics' timestamps; a deleted run is gone whatever it said last. A job list's run that has no folder yet
+        shows its job's state (queued, on Slurm or behind its teacher), a job that failed shows failed (also
+        when only its evaluation failed), and a stopped run that the job list queued or started again shows that
+        until the run's own files say more."""
+        job = self.job.state if self.job is not None else None
         if self.gone:
-            return "gone"
+            return job or "gone"
+        if job == "failed":
+            return "failed"
+        own = self._own_status(now)
+        return job if job in ("queued", "running") and own in ("failed", "stalled", "unknown") else own
+
+    def _own_status(self, now: float) -> str:
         end = str(self.end.get("status") or "")
         if end in ("finished", "failed"):
             return end
@@ -374,6 +386,8 @@ class WatchState:
             raise DkpError(f"{self.root}: {what} (give a run directory or a directory of runs)")
         self.clock = clock
         self.runs: list[RunModel] = []
+        self.jobs: list[JobEntry] = []  # the job list in the root (`dkp eval --runs`, `dkp sweep`), if any
+        self._jobs_mtime = -1
         self.selected = 0
         self.compare: int | None = None
         self.group = "loss"
@@ -382,10 +396,14 @@ class WatchState:
         self.discover()
 
     def discover(self) -> bool:
-        """Pick up runs that appeared (or vanished) under the root; keeps the selection on the same run."""
-        paths = find_runs(self.root)
+        """Pick up runs that appeared (or vanished) under the root, and the job list's runs that have no folder
+        yet; keeps the selection on the same run."""
+        self._read_jobs()
+        found = find_runs(self.root)
+        planned = [p for p in (resolve(self.root, e.run) for e in self.jobs) if p is not None]
+        paths = sorted(set(found) | set(planned)) if planned else found
         if [r.path for r in self.runs] == paths:
-            return False
+            return self._assign_jobs()
         old = {r.path: r for r in self.runs}
         current = self.current.path if self.current else None
         compared = self.runs[self.compare].path if self.compare is not None else None
@@ -393,7 +411,31 @@ class WatchState:
         index = {r.path: i for i, r in enumerate(self.runs)}
         self.selected = index.get(current, 0) if current else 0
         self.compare = index.get(compared) if compared else None
+        self._assign_jobs()
         return True
+
+    def _read_jobs(self) -> bool:
+        """Re-read ``jobs.json`` when it changed; True when it did."""
+        try:
+            mtime = (self.root / JOB_LIST).stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        if mtime == self._jobs_mtime:
+            return False
+        self._jobs_mtime = mtime
+        job_list = read_job_list(self.root) if mtime else None
+        self.jobs = job_list.jobs if job_list is not None else []
+        return True
+
+    def _assign_jobs(self) -> bool:
+        by_path = {resolve(self.root, e.run): e for e in self.jobs}
+        changed = False
+        for run in self.runs:
+            job = by_path.get(run.path)
+            if job != run.job:
+                run.job, changed = job, True
+                run.version += 1
+        return changed
 
     def _name(self, p: Path) -> str:
         if p == self.root:
@@ -411,8 +453,9 @@ class WatchState:
         return self.runs[self.compare]
 
     def poll(self, everything: bool = True) -> bool:
-        """Tail the shown and compared runs always, the others only when ``everything`` (they change less often)."""
-        changed = False
+        """Tail the shown and compared runs always, the others only when ``everything`` (they change less often);
+        the job list's states on every poll (one small file)."""
+        changed = self._assign_jobs() if self._read_jobs() else False
         for i, run in enumerate(self.runs):
             if everything or i in (self.selected, self.compare):
                 changed |= run.poll()

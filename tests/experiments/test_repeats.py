@@ -12,6 +12,7 @@ import pytest
 from dkp_tui.config import Config
 from dkp_tui.errors import DkpError
 from dkp_tui.experiments import jobs, repeats, sweep
+from dkp_tui.formats.job_list import read_job_list
 from dkp_tui.formats.run_dir import RunInfo, read_run_info, write_run_config, write_run_info
 
 OVERRIDES = ["train.iterations=5", 'data.dataset="unused"']
@@ -222,3 +223,28 @@ def test_the_sweeps_default_layers_follow_the_students_backbone():
     assert sweep.default_layers("taichi", []) == "output,mid,early"  # the paper presets are untouched
     with pytest.raises(DkpError, match="hidden features"):
         sweep.run_sweep("synthetic-cpu", [0.1], ["mid"], [0], Path("unused"), OVERRIDES, progress=False)
+
+
+def test_collect_summarises_the_finished_runs_and_starts_nothing(tmp_path: Path):
+    from dkp_tui.experiments.launchers import LaunchOptions
+
+    collect = LaunchOptions(collect=True)
+    with pytest.raises(DkpError, match="no finished run"):
+        repeats.run_repeats("synthetic-cpu", 2, False, tmp_path, OVERRIDES, progress=False, launch=collect)
+    with pytest.raises(KeyboardInterrupt):
+        repeats.run_repeats("synthetic-cpu", 2, False, tmp_path, OVERRIDES, progress=False,
+                            train_fn=FakeTrainer(fail_on="seed1/student"))
+    notes: list[str] = []
+    summary = repeats.run_repeats("synthetic-cpu", 2, False, tmp_path, OVERRIDES, progress=False, launch=collect,
+                                  note=notes.append, train_fn=FakeTrainer(fail_on=""))
+    rows = {r["variant"]: r for r in summary["rows"]}
+    assert rows["teacher"]["values"] == [5.0, 6.0] and rows["distilled"]["values"] == [3.0]  # seed 1's is not done
+    assert notes == ["--collect: 1 of 4 runs not finished; the summary covers the other 3"]
+    assert json.loads((tmp_path / "summary.json").read_text())["rows"][1]["values"] == [3.0]
+    states = {e.run: e.state for e in read_job_list(tmp_path).jobs}  # the sequential launch's job list
+    assert states == {"seed0/teacher": "finished", "seed0/student": "finished", "seed1/teacher": "finished",
+                      "seed1/student": "failed"}
+    grid = sweep.run_sweep("synthetic-cpu", [0.1], ["output"], [0], tmp_path / "sw", OVERRIDES, progress=False,
+                           train_fn=FakeTrainer())
+    assert sweep.run_sweep("synthetic-cpu", [0.1], ["output"], [0], tmp_path / "sw", OVERRIDES, progress=False,
+                           launch=collect)["grid"] == grid["grid"]
