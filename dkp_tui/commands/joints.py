@@ -27,7 +27,7 @@ def _fit_command(
     run: Path = typer.Argument(..., help="Run directory (or .safetensors) whose keypoints to map."),
     data: Path = typer.Option(..., "--data", "-d", help="A labelled folder set (`dkp prepare folder --labels`)."),
     out: Path = typer.Option(..., "--out", "-o", help="The joints file to write (.safetensors)."),
-    folds: int = typer.Option(5, "--folds", min=2, help="k of the k-fold cross-validated error on the fit frames."),
+    folds: int = typer.Option(5, "--folds", min=2, help="k of the k-fold cross-validated error on the fit frames (by clip for video frames)."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override a config field, e.g. eval.pck=0.05."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
@@ -36,6 +36,8 @@ def _fit_command(
 
     The file holds the map, the joint names and skeleton, K, the model's image size, the number of fit frames,
     a k-fold cross-validated error on the fit frames and the test split's error (what `dkp eval` reports).
+    Frames from videos are cross-validated by whole clip (a clip's other frames would flatter the score), still
+    images by frame; `cv.by` in --json says which.
     `dkp infer --joints FILE` and `dkp export --joints FILE` use it; a file made for another K or image size is
     refused.
     """
@@ -53,8 +55,9 @@ def _fit_command(
     console.print(f"[green]wrote[/] {summary['out']}: {len(summary['joint_names'])} joints from K="
                   f"{summary['n_keypoints']} keypoints at {summary['image_size']} px, fitted on {summary['n_fit']} "
                   "frames")
-    console.print(f"{cv['folds']}-fold cross-validated on the fit frames: {cv['px']:.2f} px, {cv['l2x100']:.2f} ×100 "
-                  f"of the frame size, PCK {cv['pck']:.1f} %")
+    by = f"by clip ({cv['groups']} clips)" if cv.get("by") == "clip" else "by frame"
+    console.print(f"{cv['folds']}-fold cross-validated {by} on the fit frames: {cv['px']:.2f} px, "
+                  f"{cv['l2x100']:.2f} ×100 of the frame size, PCK {cv['pck']:.1f} %")
     console.print(f"test split: {test['px']:.2f} px (mean pose {ref.get('px_error', float('nan')):.2f}), "
                   f"{test['l2x100']:.2f} ×100, PCK {test['pck']:.1f} % (mean pose {ref.get('pck', float('nan')):.1f} %)")
 

@@ -3,7 +3,9 @@
 The map is fitted on the data set's fit split exactly as `dkp eval` fits it (so on the test frames it predicts
 with the error `dkp eval` reports) and converted to pixels of the detector's S x S input (the data set may be
 stored at another size); a k-fold cross-validated error on the fit frames says what to expect on new frames
-without spending the test split.
+without spending the test split. Frames from videos are cross-validated by whole clip (``joints.cv_groups``: a
+held-out frame's neighbours in its clip would otherwise be in the fit and flatter the score several-fold), still
+images by frame; the summary's ``cv.by`` says which.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def fit_run_joints(req: EvalRequest, out: str | Path, folds: int = joints.CV_FOL
     m = joints.fit_map(fit.keypoints, gt, vf, joints.RIDGE, list(manifest.joint_names))
     pck = float(record["options"].get("pck", joints.DEFAULT_PCK))
     geo_fit = fit.geometry if fit.geometry is not None else np.tile([0.0, 0.0, size, size], (len(gt), 1))
-    cv = joints.cross_validate(fit.keypoints, gt, vf, geo_fit, int(round(size)), folds, joints.RIDGE, pck)
+    groups, _ = joints.cv_groups(fit.names)
+    cv = joints.cross_validate(fit.keypoints, gt, vf, geo_fit, int(round(size)), folds, joints.RIDGE, pck,
+                               groups=groups)
     model_size = int(record["options"]["image_size"])
     saved = rescale_map(m, model_size / size)
     saved.skeleton = [tuple(e) for e in manifest.skeleton]
