@@ -12,9 +12,9 @@ Run it in a folder where the README's walk-through ran with every frame's joints
 2. **Filtering**: the same with `--smooth savgol|median|oneeuro`: joint error and jitter (mean |second
    difference|, per clip) on the test clips, raw against filtered.
 3. **Outliers vs random**: labels on every 8th frame of the fit clips (and the whole test clips as the test
-   split, checked to stay the same), then N more chosen by `dkp outliers --labelled` (those base labels: the
-   regression-residual term on), by `dkp outliers` without them (confidence and jumps only, the first N not
-   labelled yet) or at random (``--seeds`` draws); `dkp joints fit`'s test error after each, beside the mean pose
+   split, checked to stay the same), then N more chosen by `dkp outliers --labelled` (those base labels: never
+   picked, and the regression-residual term on), by the same with `--no-residual` (confidence and jumps only) or
+   at random (``--seeds`` draws); `dkp joints fit`'s test error after each, beside the mean pose
    of the same labels, and its cross-validated error (by clip: ``cv.by``).
 """
 
@@ -141,13 +141,13 @@ def main() -> None:
     loop: dict[str, Any] = {"base_labels": sum(n.split("#")[0] in fit_clips for n in base), "n": args.n}
     loop["base_px"] = fit_with(set(), "base")
     base_fit = subset_coco(truth_doc, {n for n in base if n.split("#")[0] in fit_clips}, w / "labels-base-fit.json")
-    for key, extra_args in (("outliers", ["--labelled", base_fit]), ("outliers_no_residual", [])):
-        out, t = dkp("outliers", "runs/own", *[f"videos/{c}" for c in fit_clips], "--n", 4 * args.n, "--min-gap", 3,
-                     "--out", f"next-{key}", "--json", "-q", *extra_args, cwd=w)
+    for key, extra_args in (("outliers", []), ("outliers_no_residual", ["--no-residual"])):
+        out, t = dkp("outliers", "runs/own", *[f"videos/{c}" for c in fit_clips], "--n", args.n, "--min-gap", 3,
+                     "--labelled", base_fit, "--out", f"next-{key}", "--json", "-q", *extra_args, cwd=w)
         results["times_s"][key] = t
         job = json.loads(out)
-        picks = [f"{Path(p['source']).name}#{p['frame']}" for p in job["picks"]]
-        chosen = [p for p in picks if p not in base][: args.n]
+        chosen = [f"{Path(p['source']).name}#{p['frame']}" for p in job["picks"]]
+        assert not set(chosen) & base and len(chosen) == args.n
         loop[f"{key}_picked"] = chosen
         loop[f"{key}_px"] = fit_with(set(chosen), key)
         if job.get("review"):
@@ -174,7 +174,7 @@ def main() -> None:
     rnd = np.array(loop["random_px"])
     print(f"base ({loop['base_labels']} fit labels): {loop['base_px']:.2f} px (mean pose "
           f"{fits['base']['mean_pose_px']:.2f}); + {args.n} by outliers --labelled: {loop['outliers_px']:.2f} px; "
-          f"+ {args.n} by outliers without labels: {loop['outliers_no_residual_px']:.2f} px; + {args.n} at random: "
+          f"+ {args.n} by outliers --no-residual: {loop['outliers_no_residual_px']:.2f} px; + {args.n} at random: "
           f"{rnd.mean():.2f} ± {rnd.std(ddof=1):.2f} px over {len(rnd)} draws ({', '.join(f'{v:.2f}' for v in rnd)})")
     print(json.dumps(results["times_s"]), file=sys.stderr)
 

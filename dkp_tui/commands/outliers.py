@@ -32,6 +32,8 @@ def _outliers_command(
     labelled: list[Path] = typer.Option([], "--labelled", help="Label files of frames labelled already: never "
                                         "picked again, and their regression residual scores the frames around "
                                         "them; repeatable."),
+    residual: bool = typer.Option(True, "--residual/--no-residual", help="With --labelled: score by the "
+                                  "regression residual too (--no-residual: only skip the labelled frames)."),
     json_out: bool = typer.Option(False, "--json", help="Print the picks as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -70,7 +72,7 @@ def _outliers_command(
     with log_warnings_to_stderr():
         result = run_inference(run, list(inputs), batch_size=batch_size, device=device, stride=stride,
                                progress=not quiet and console.is_terminal)
-    res = residuals(result.frames, points)
+    res = residuals(result.frames, points) if residual else {}
     picks = pick(result.frames, n, min_gap, set(points), residual_term(result.frames, res) if res else None)
     summary = write_job(result.meta, result.frames, picks, out, stride, review(result.frames, res, n))
     summary["labelled_scored"] = len(res)
@@ -84,7 +86,7 @@ def _outliers_command(
             console.print(f"{len(res)} labelled frames scored; the largest regression residual: "
                           f"{top['residual_px']:.1f} px at {Path(top['source']).name}#{top['frame']} (check the "
                           f"labels listed under `review` in {out / 'picks.json'})")
-        elif points:
+        elif points and residual:
             console.print("no regression residual: fewer than 6 labelled frames among those scored")
 
 

@@ -100,6 +100,12 @@ def test_outliers_writes_a_job_sleap_reads_and_its_labels_come_back_as_video_fra
     for p in summary["picks"]:
         assert (Path(p["source"]).name == "clip0.mp4") == (p["residual"] is not None)
         assert not (Path(p["source"]).name == "clip0.mp4" and p["frame"] % 2 == 0)
+    result = runner.invoke(app, ["outliers", str(weights), str(videos), "--n", "4", "--min-gap", "2", "--out",
+                                 str(tmp_path / "next3"), "--labelled", str(tmp_path / "labels.csv"), "--no-residual",
+                                 "--json", "-q"])
+    summary = json.loads(result.stdout)
+    assert summary["review"] == [] and all(p["residual"] is None for p in summary["picks"])
+    assert not any(Path(p["source"]).name == "clip0.mp4" and p["frame"] % 2 == 0 for p in summary["picks"])
 
 
 def test_frames_labelled_already_are_never_picked():
