@@ -293,6 +293,17 @@ def test_joints_fit_cross_validates_video_frames_by_clip(tiny_dataset: Path, tmp
     result = runner.invoke(app, [str(a) for a in ["joints", "fit", weights, "--data", ds, "--out", out]])
     text = result.output
     assert result.exit_code == 0 and f"cross-validated by clip ({len(fit_clips)} clips)" in " ".join(text.split())
+    assert summary["ridge"] == 0.001 and list(summary["ridge_cv"]) == ["0.001"]
+    auto = json.loads(_ok(["joints", "fit", weights, "--data", ds, "--out", out, "--ridge", "auto", "--json"]))
+    assert list(auto["ridge_cv"]) == ["0.001", "0.01", "0.1", "1", "10"]
+    assert auto["cv"]["px"] == min(auto["ridge_cv"].values()) == auto["ridge_cv"][f"{auto['ridge']:g}"]
+    assert json.loads(load_map(out).meta["ridge"]) == auto["ridge"]
+    if auto["ridge"] == 0.001:
+        assert auto["test"] == summary["test"]
+    else:  # the folder protocol with the chosen map
+        assert auto["test"]["px"] != summary["test"]["px"]
+    bad = runner.invoke(app, [str(a) for a in ["joints", "fit", weights, "--data", ds, "--out", out, "--ridge", "0"]])
+    assert bad.exit_code != 0 and "--ridge" in bad.output
 
 
 def test_export_bakes_the_joints_into_the_onnx_model(imported, tiny_dataset: Path, tmp_path: Path) -> None:
