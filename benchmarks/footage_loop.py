@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("work", type=Path)
     ap.add_argument("--n", type=int, default=10, help="labels added by outliers / at random")
     ap.add_argument("--seeds", type=int, default=8, help="random draws")
+    ap.add_argument("--ridge", default="auto", help="`dkp joints fit --ridge` for every fit (auto: by clip CV)")
     args = ap.parse_args()
     w = args.work.resolve()
     report = json.loads((w / "data/own/prepare_report.json").read_text())
@@ -87,14 +88,14 @@ def main() -> None:
 
     # 1 + 2: confidence deciles and filtering, on the test clip with the joints fitted on data/own
     out, t = dkp("joints", "fit", "runs/own", "--data", "data/own", "--out", "own-joints.safetensors", "--json",
-                 cwd=w)
+                 "--ridge", args.ridge, cwd=w)
     results["times_s"]["joints fit"] = t
     fitted = json.loads(out)
     results["joints"] = {"test_px": fitted["test"]["px"], "test_pck": fitted["test"]["pck"],
                          "mean_pose_px": fitted["mean_pose"]["extras"]["px_error"],
                          "mean_pose_pck": fitted["mean_pose"]["extras"]["pck"], "cv_px": fitted["cv"]["px"],
                          "cv_by": fitted["cv"].get("by", "frame"), "cv_folds": fitted["cv"]["folds"],
-                         "n_fit": fitted["n_fit"]}
+                         "n_fit": fitted["n_fit"], "ridge": fitted.get("ridge"), "ridge_cv": fitted.get("ridge_cv")}
     rows = {}
     for method in METHODS:
         out, t = dkp("infer", "runs/own", *[f"videos/{c}" for c in test_clips], "--joints", "own-joints.safetensors",
@@ -130,12 +131,13 @@ def main() -> None:
         dkp("prepare", "folder", "videos", "--labels", labels, "--out", f"data/loop-{tag}", "--fps", 10, "--size", 64,
             "-q", "--force", cwd=w)
         out, _ = dkp("joints", "fit", "runs/own", "--data", f"data/loop-{tag}", "--out", f"loop-{tag}.safetensors",
-                     "--json", cwd=w)
+                     "--json", "--ridge", args.ridge, cwd=w)
         summary = json.loads(out)
         prepared = json.loads((w / f"data/loop-{tag}/prepare_report.json").read_text())
         assert prepared["labels"]["test_files"] == test_clips, "the test split moved"
         fits[tag] = {"px": summary["test"]["px"], "mean_pose_px": summary["mean_pose"]["extras"]["px_error"],
-                     "cv_px": summary["cv"]["px"], "cv_by": summary["cv"].get("by", "frame")}
+                     "cv_px": summary["cv"]["px"], "cv_by": summary["cv"].get("by", "frame"),
+                     "ridge": summary.get("ridge")}
         return float(summary["test"]["px"])
 
     loop: dict[str, Any] = {"base_labels": sum(n.split("#")[0] in fit_clips for n in base), "n": args.n}
@@ -162,7 +164,8 @@ def main() -> None:
     js = results["joints"]
     print(f"joints fit on data/own ({js['n_fit']} fit frames): test {js['test_px']:.2f} px (mean pose "
           f"{js['mean_pose_px']:.2f}), PCK {js['test_pck']:.1f} % (mean pose {js['mean_pose_pck']:.1f} %); "
-          f"{js['cv_folds']}-fold CV by {js['cv_by']} {js['cv_px']:.2f} px\n")
+          f"{js['cv_folds']}-fold CV by {js['cv_by']} {js['cv_px']:.2f} px; ridge {js['ridge']} (CV px by ridge: "
+          f"{js['ridge_cv']})\n")
     print("| decile | joint confidence | mean error (px) | (frame, joint) pairs |\n|---|---|---|---|")
     for r in results["confidence"]:
         print(f"| {r['decile']} | {r['conf_lo']:.3f}–{r['conf_hi']:.3f} | {r['px']:.2f} | {r['n']} |")
