@@ -12,8 +12,10 @@ Run it in a folder where the README's walk-through ran with every frame's joints
 2. **Filtering**: the same with `--smooth savgol|median|oneeuro`: joint error and jitter (mean |second
    difference|, per clip) on the test clips, raw against filtered.
 3. **Outliers vs random**: labels on every 8th frame of the fit clips (and the whole test clips as the test
-   split, checked to stay the same), then N more chosen by `dkp outliers` (the first N not labelled yet) or at random (several seeds);
-   `dkp joints fit`'s test error after each.
+   split, checked to stay the same), then N more chosen by `dkp outliers --labelled` (those base labels: never
+   picked, and the regression-residual term on), by the same with `--no-residual` (confidence and jumps only) or
+   at random (``--seeds`` draws); `dkp joints fit`'s test error after each, beside the mean pose
+   of the same labels, and its cross-validated error (by clip: ``cv.by``).
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ METHODS = ("none", "savgol", "median", "oneeuro")
 
 
 def dkp(*args: object, cwd: Path) -> tuple[str, float]:
+    """`dkp ARGS` as this interpreter's ``python -m dkp_tui`` (the `dkp` first on PATH may be another install's:
+    pyenv's python puts its own bin first in a child's PATH)."""
     t0 = time.perf_counter()
-    out = subprocess.run(["dkp", *map(str, args)], cwd=cwd, check=True, capture_output=True, text=True,
-                         env={**os.environ})
+    out = subprocess.run([sys.executable, "-m", "dkp_tui", *map(str, args)], cwd=cwd, check=True,
+                         capture_output=True, text=True, env={**os.environ})
     return out.stdout, time.perf_counter() - t0
 
 
@@ -71,7 +75,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("work", type=Path)
     ap.add_argument("--n", type=int, default=10, help="labels added by outliers / at random")
-    ap.add_argument("--seeds", type=int, default=3, help="random draws")
+    ap.add_argument("--seeds", type=int, default=8, help="random draws")
+    ap.add_argument("--ridge", default="auto", help="`dkp joints fit --ridge` for every fit (auto: by clip CV)")
     args = ap.parse_args()
     w = args.work.resolve()
     report = json.loads((w / "data/own/prepare_report.json").read_text())
@@ -82,8 +87,15 @@ def main() -> None:
     results: dict[str, Any] = {"test_clips": test_clips, "fit_clips": fit_clips, "times_s": {}}
 
     # 1 + 2: confidence deciles and filtering, on the test clip with the joints fitted on data/own
-    _, t = dkp("joints", "fit", "runs/own", "--data", "data/own", "--out", "own-joints.safetensors", "--json", cwd=w)
+    out, t = dkp("joints", "fit", "runs/own", "--data", "data/own", "--out", "own-joints.safetensors", "--json",
+                 "--ridge", args.ridge, cwd=w)
     results["times_s"]["joints fit"] = t
+    fitted = json.loads(out)
+    results["joints"] = {"test_px": fitted["test"]["px"], "test_pck": fitted["test"]["pck"],
+                         "mean_pose_px": fitted["mean_pose"]["extras"]["px_error"],
+                         "mean_pose_pck": fitted["mean_pose"]["extras"]["pck"], "cv_px": fitted["cv"]["px"],
+                         "cv_by": fitted["cv"].get("by", "frame"), "cv_folds": fitted["cv"]["folds"],
+                         "n_fit": fitted["n_fit"], "ridge": fitted.get("ridge"), "ridge_cv": fitted.get("ridge_cv")}
     rows = {}
     for method in METHODS:
         out, t = dkp("infer", "runs/own", *[f"videos/{c}" for c in test_clips], "--joints", "own-joints.safetensors",
@@ -112,32 +124,48 @@ def main() -> None:
     base |= {n for n in truth if n.split("#")[0] in test_clips}
     unlabelled = sorted(n for n in truth if n.split("#")[0] in fit_clips and n not in base)
 
+    fits: dict[str, Any] = {}
+
     def fit_with(extra: set[str], tag: str) -> float:
         labels = subset_coco(truth_doc, base | extra, w / f"labels-{tag}.json")
         dkp("prepare", "folder", "videos", "--labels", labels, "--out", f"data/loop-{tag}", "--fps", 10, "--size", 64,
             "-q", "--force", cwd=w)
         out, _ = dkp("joints", "fit", "runs/own", "--data", f"data/loop-{tag}", "--out", f"loop-{tag}.safetensors",
-                     "--json", cwd=w)
+                     "--json", "--ridge", args.ridge, cwd=w)
         summary = json.loads(out)
         prepared = json.loads((w / f"data/loop-{tag}/prepare_report.json").read_text())
         assert prepared["labels"]["test_files"] == test_clips, "the test split moved"
+        fits[tag] = {"px": summary["test"]["px"], "mean_pose_px": summary["mean_pose"]["extras"]["px_error"],
+                     "cv_px": summary["cv"]["px"], "cv_by": summary["cv"].get("by", "frame"),
+                     "ridge": summary.get("ridge")}
         return float(summary["test"]["px"])
 
     loop: dict[str, Any] = {"base_labels": sum(n.split("#")[0] in fit_clips for n in base), "n": args.n}
     loop["base_px"] = fit_with(set(), "base")
-    out, t = dkp("outliers", "runs/own", *[f"videos/{c}" for c in fit_clips], "--n", 4 * args.n, "--min-gap", 3,
-                 "--out", "next", "--json", "-q", cwd=w)
-    results["times_s"]["outliers"] = t
-    picks = [f"{Path(p['source']).name}#{p['frame']}" for p in json.loads(out)["picks"]]
-    chosen = [p for p in picks if p not in base][: args.n]
-    loop["outliers_picked"] = chosen
-    loop["outliers_px"] = fit_with(set(chosen), "outliers")
+    base_fit = subset_coco(truth_doc, {n for n in base if n.split("#")[0] in fit_clips}, w / "labels-base-fit.json")
+    for key, extra_args in (("outliers", []), ("outliers_no_residual", ["--no-residual"])):
+        out, t = dkp("outliers", "runs/own", *[f"videos/{c}" for c in fit_clips], "--n", args.n, "--min-gap", 3,
+                     "--labelled", base_fit, "--out", f"next-{key}", "--json", "-q", *extra_args, cwd=w)
+        results["times_s"][key] = t
+        job = json.loads(out)
+        chosen = [f"{Path(p['source']).name}#{p['frame']}" for p in job["picks"]]
+        assert not set(chosen) & base and len(chosen) == args.n
+        loop[f"{key}_picked"] = chosen
+        loop[f"{key}_px"] = fit_with(set(chosen), key)
+        if job.get("review"):
+            loop["review"] = job["review"][:5]
     rng = np.random.default_rng(0)
     loop["random_px"] = [fit_with(set(rng.choice(unlabelled, args.n, replace=False).tolist()), f"random{s}")
                          for s in range(args.seeds)]
+    loop["fits"] = fits
     results["outliers_vs_random"] = loop
     (w / "footage_loop.json").write_text(json.dumps(results, indent=2))
 
+    js = results["joints"]
+    print(f"joints fit on data/own ({js['n_fit']} fit frames): test {js['test_px']:.2f} px (mean pose "
+          f"{js['mean_pose_px']:.2f}), PCK {js['test_pck']:.1f} % (mean pose {js['mean_pose_pck']:.1f} %); "
+          f"{js['cv_folds']}-fold CV by {js['cv_by']} {js['cv_px']:.2f} px; ridge {js['ridge']} (CV px by ridge: "
+          f"{js['ridge_cv']})\n")
     print("| decile | joint confidence | mean error (px) | (frame, joint) pairs |\n|---|---|---|---|")
     for r in results["confidence"]:
         print(f"| {r['decile']} | {r['conf_lo']:.3f}–{r['conf_hi']:.3f} | {r['px']:.2f} | {r['n']} |")
@@ -147,9 +175,10 @@ def main() -> None:
         print(f"| {m} | {r['px']:.2f} | {r['jitter']:.2f} |")
     print(f"| (true joints) | 0 | {rows['none']['truth_jitter']:.2f} |\n")
     rnd = np.array(loop["random_px"])
-    print(f"base ({loop['base_labels']} fit labels): {loop['base_px']:.2f} px; + {args.n} by outliers: "
-          f"{loop['outliers_px']:.2f} px; + {args.n} at random: {rnd.mean():.2f} ± {rnd.std():.2f} px "
-          f"({', '.join(f'{v:.2f}' for v in rnd)})")
+    print(f"base ({loop['base_labels']} fit labels): {loop['base_px']:.2f} px (mean pose "
+          f"{fits['base']['mean_pose_px']:.2f}); + {args.n} by outliers --labelled: {loop['outliers_px']:.2f} px; "
+          f"+ {args.n} by outliers --no-residual: {loop['outliers_no_residual_px']:.2f} px; + {args.n} at random: "
+          f"{rnd.mean():.2f} ± {rnd.std(ddof=1):.2f} px over {len(rnd)} draws ({', '.join(f'{v:.2f}' for v in rnd)})")
     print(json.dumps(results["times_s"]), file=sys.stderr)
 
 

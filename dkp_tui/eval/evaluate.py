@@ -187,7 +187,7 @@ def detect_eval_splits(detector: Any, dataset: Path, manifest: Any, name: str, c
         a = splits[split]
         geometry = split_geometry(dataset, manifest, split, len(a)) if name == "folder" else None
         return EvalSplit(detections[split], a.keypoints, a.visible, a.masks if split == "test" else None,
-                         float(a.info.label_scale), geometry)
+                         float(a.info.label_scale), geometry, a.names)
 
     return as_eval("fit"), as_eval("test")
 

@@ -73,21 +73,50 @@ def score(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, geometry: np.nd
             "pck": float((frac[vis] < pck).mean() * 100.0), "pairs": int(vis.sum())}
 
 
+def cv_groups(names: list[str] | None) -> tuple[np.ndarray | None, str]:
+    """How to cross-validate frames named as a folder set stores them: ``(groups, "clip")`` when they come from at
+    least two videos (``clip.mp4#12``: a video's frames are one group, each still image a group of its own), else
+    ``(None, "frame")``. Frames of one clip share the figure, the background and the light, so a fold that keeps
+    some of a clip's frames predicts the others far better than it predicts a new clip: by clip, the score says
+    what to expect on footage the map has not seen."""
+    if not names:
+        return None, "frame"
+    clips = [n.rsplit("#", 1)[0] if n.rsplit("#", 1)[-1].isdigit() and "#" in n else None for n in names]
+    if len({c for c in clips if c is not None}) < 2:
+        return None, "frame"
+    ids: dict[tuple[str, int], int] = {}  # a clip by its name, an image by its index
+    keys = [(c, -1) if c is not None else ("", i) for i, c in enumerate(clips)]
+    groups = np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
+    return groups, "clip"
+
+
 def cross_validate(keypoints: np.ndarray | None, gt: np.ndarray, visible: np.ndarray, geometry: np.ndarray,
                    size: int, folds: int = CV_FOLDS, ridge: float = RIDGE, pck: float = DEFAULT_PCK,
-                   seed: int = 0) -> dict[str, float]:
-    """k-fold (seeded, by frame) error of the map on labelled frames: each frame predicted by the map fitted
-    without its fold (a joint labelled in none of a fold's other frames is an error)."""
+                   seed: int = 0, groups: np.ndarray | None = None) -> dict[str, Any]:
+    """k-fold (seeded) error of the map on labelled frames: each frame predicted by the map fitted without its
+    fold (a joint labelled in none of a fold's other frames is an error). Folds are drawn by frame, or with
+    ``groups`` (``cv_groups``) by whole group, at most one fold per group; the result says which (``by``)."""
     n = len(gt)
-    folds = max(2, min(folds, n))
-    order = np.random.default_rng(seed).permutation(n)
     pred = np.zeros(np.asarray(gt).shape)
-    for f in range(folds):
-        held = order[f::folds]
-        train = np.setdiff1d(order, held)
+    if groups is None:
+        folds = max(2, min(folds, n))
+        order = np.random.default_rng(seed).permutation(n)
+        held_out = [order[f::folds] for f in range(folds)]
+        by, n_groups = "frame", n
+    else:
+        groups = np.asarray(groups)
+        uniq = np.unique(groups)
+        folds = max(2, min(folds, len(uniq)))
+        fold_of = dict(zip(np.random.default_rng(seed).permutation(uniq).tolist(),
+                           np.arange(len(uniq)) % folds, strict=True))
+        frame_fold = np.array([fold_of[g] for g in groups.tolist()])
+        held_out = [np.flatnonzero(frame_fold == f) for f in range(folds)]
+        by, n_groups = "clip", len(uniq)
+    for held in held_out:
+        train = np.setdiff1d(np.arange(n), held)
         m = fit_map(None if keypoints is None else keypoints[train], gt[train], visible[train], ridge)
         pred[held] = m.predict(None if keypoints is None else keypoints[held], len(held))
-    return {**score(pred, gt, visible, geometry, size, pck), "folds": folds}
+    return {**score(pred, gt, visible, geometry, size, pck), "folds": folds, "by": by, "groups": n_groups}
 
 
 # -- how many labels: the shots curve ---------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class EvalSplit:
     masks: np.ndarray | None = None  # N x H x W, nonzero on the figure
     label_scale: float = 1.0  # frame size in label units
     geometry: np.ndarray | None = None  # N x 4 stored region (top, left, h, w) in original pixels (folder sets)
+    names: list[str] | None = None  # N source ids as the set stores them (``clip.mp4#12``), where it has them
 
 
 # -- shared pieces ---------------------------------------------------------------------------------------------

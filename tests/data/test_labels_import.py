@@ -202,7 +202,7 @@ def test_joints_fit_then_infer_predicts_the_test_joints_with_the_eval_error(labe
     record = json.loads(_ok(["eval", weights, "--data", ds, "--json", "-q"]))
     out = tmp_path / "joints.safetensors"
     summary = json.loads(_ok(["joints", "fit", weights, "--data", ds, "--out", out, "--json"]))
-    assert summary["n_fit"] == record["n_fit"] and summary["cv"]["folds"] == 5
+    assert summary["n_fit"] == record["n_fit"] and summary["cv"]["folds"] == 5 and summary["cv"]["by"] == "frame"
     assert summary["test"]["px"] == pytest.approx(record["extras"]["px_error"])
     test = open_split(ds, "test")
     files = [ex.folder / n for n in test.names]
@@ -263,6 +263,47 @@ def test_video_frames_split_by_clip_and_test_clips_stay_out_of_train(tmp_path: P
                                  "-q"])
     assert result.exit_code == 2 and "clip0.avi has 6 frames" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_joints_fit_cross_validates_video_frames_by_clip(tiny_dataset: Path, tmp_path: Path) -> None:
+    src = tmp_path / "videos"
+    src.mkdir()
+    rows = ["image,joint,x,y"]
+    rng = np.random.default_rng(0)
+    for c in range(5):
+        writer = cv2.VideoWriter(str(src / f"clip{c}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (80, 64))
+        for _ in range(6):
+            writer.write(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
+        writer.release()
+        rows += [f"clip{c}.avi#{k},{name},{20 + k + 3 * c},{10 + 2 * j}" for k in (0, 2, 4)
+                 for j, name in enumerate(("a", "b"))]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    ds = tmp_path / "ds"
+    _ok(["prepare", "folder", src, "--labels", tmp_path / "labels.csv", "--out", ds, "--size", 64, "--fps", "0",
+         "-q"])
+    weights = random_weights(tmp_path / "model.safetensors", tiny_dataset)
+    out = tmp_path / "joints.safetensors"
+    summary = json.loads(_ok(["joints", "fit", weights, "--data", ds, "--out", out, "--json"]))
+    fit_clips = {n.split("#")[0] for n in open_split(ds, "fit").names}
+    assert summary["cv"]["by"] == "clip" and summary["cv"]["groups"] == len(fit_clips) >= 2
+    assert summary["cv"]["folds"] == min(5, len(fit_clips))
+    from dkp_tui.formats.joint_map import load_map
+
+    assert json.loads(load_map(out).meta["cv"])["by"] == "clip"
+    result = runner.invoke(app, [str(a) for a in ["joints", "fit", weights, "--data", ds, "--out", out]])
+    text = result.output
+    assert result.exit_code == 0 and f"cross-validated by clip ({len(fit_clips)} clips)" in " ".join(text.split())
+    assert summary["ridge"] == 0.001 and list(summary["ridge_cv"]) == ["0.001"]
+    auto = json.loads(_ok(["joints", "fit", weights, "--data", ds, "--out", out, "--ridge", "auto", "--json"]))
+    assert list(auto["ridge_cv"]) == ["0.001", "0.01", "0.1", "1", "10"]
+    assert auto["cv"]["px"] == min(auto["ridge_cv"].values()) == auto["ridge_cv"][f"{auto['ridge']:g}"]
+    assert json.loads(load_map(out).meta["ridge"]) == auto["ridge"]
+    if auto["ridge"] == 0.001:
+        assert auto["test"] == summary["test"]
+    else:  # the folder protocol with the chosen map
+        assert auto["test"]["px"] != summary["test"]["px"]
+    bad = runner.invoke(app, [str(a) for a in ["joints", "fit", weights, "--data", ds, "--out", out, "--ridge", "0"]])
+    assert bad.exit_code != 0 and "--ridge" in bad.output
 
 
 def test_export_bakes_the_joints_into_the_onnx_model(imported, tiny_dataset: Path, tmp_path: Path) -> None:

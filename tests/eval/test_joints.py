@@ -75,6 +75,35 @@ def test_cross_validation_predicts_each_frame_without_its_fold() -> None:
     assert cv["folds"] == 5 and cv["px"] > train["px"] > 0  # held-out error exceeds the training error
 
 
+def test_video_frames_are_grouped_by_clip_and_still_images_by_frame() -> None:
+    groups, by = joints.cv_groups(["a.mp4#0", "a.mp4#2", "b.mp4#0", "img.png", "dir/c.avi#4", "a.mp4#9"])
+    assert by == "clip" and groups.tolist() == [0, 0, 1, 2, 3, 0]  # the still image is a group of its own
+    assert joints.cv_groups(["x.png", "y.png", "z#tag.png"]) == (None, "frame")  # only "#<index>" names a frame
+    assert joints.cv_groups(["a.mp4#0", "a.mp4#1", "x.png"]) == (None, "frame")  # one clip: nothing to hold out
+    assert joints.cv_groups(None) == (None, "frame") and joints.cv_groups([]) == (None, "frame")
+
+
+def test_cross_validation_by_clip_holds_out_whole_clips() -> None:
+    """Each clip shifts its joints by an offset of its own, and three keypoints sit still at a place of its own (as
+    keypoints parked beside a figure do): by frame, the clip's other frames in the fit tie that place to the
+    offset; by clip, the held-out clip's place is new and its offset an error, as it would be on a new clip."""
+    rng = np.random.default_rng(2)
+    kp, gt, vis = _affine(60, k=3)
+    clip = np.repeat(np.arange(6), 10)
+    kp = np.concatenate([kp, rng.uniform(-1, 1, (6, 3, 2))[clip]], axis=1)
+    shifted = gt + rng.normal(0, 8, (6, 1, 2))[clip]
+    geo = np.tile([0, 0, 64, 64], (60, 1))
+    groups, by = joints.cv_groups([f"c{c}.mp4#{i}" for i, c in enumerate(clip)])
+    by_frame = joints.cross_validate(kp, shifted, vis, geo, 64, folds=5)
+    by_clip = joints.cross_validate(kp, shifted, vis, geo, 64, folds=5, groups=groups)
+    assert by == "clip" and by_clip["by"] == "clip" and by_clip["groups"] == 6 and by_clip["folds"] == 5
+    assert by_frame["by"] == "frame" and by_frame["px"] < 0.1 and by_clip["px"] > 1.0
+    few = joints.cross_validate(kp, shifted, vis, geo, 64, folds=5, groups=clip // 3)  # 2 clips: 2 folds
+    assert few["folds"] == 2 and few["groups"] == 2
+    again = joints.cross_validate(kp, shifted, vis, geo, 64, folds=5, groups=groups)
+    assert again == by_clip  # seeded
+
+
 def test_shots_parse_and_draws_are_seeded() -> None:
     assert joints.parse_shots("5, 10,all") == [5, 10, None]
     for bad in ("", "1", "five", "5,,all"):

@@ -74,6 +74,7 @@ def test_outliers_writes_a_job_sleap_reads_and_its_labels_come_back_as_video_fra
     assert summary["n"] == 4 and summary["scored"] == 24
     assert {Path(p["source"]).name for p in summary["picks"]} == {"clip0.mp4", "clip1.mp4"}
     assert all(Path(p["image"]).is_file() for p in summary["picks"])
+    assert summary["review"] == [] and all(p["residual"] is None for p in summary["picks"])
     labels = sio.load_file(str(job / "job.slp"))
     suggested = sorted((Path(s.video.filename).name, s.frame_idx) for s in labels.suggestions)
     assert suggested == sorted((Path(p["source"]).name, p["frame"]) for p in summary["picks"])
@@ -83,6 +84,28 @@ def test_outliers_writes_a_job_sleap_reads_and_its_labels_come_back_as_video_fra
     sio.save_slp(labels, str(tmp_path / "labelled.slp"))
     got = read_labels(tmp_path / "labelled.slp")
     assert sorted((Path(n.split("#")[0]).name, int(n.split("#")[1])) for n in got.xy) == suggested
+    # with labels: never picked again, a residual near them, the labelled frames ranked for review
+    rows = ["image,joint,x,y"] + [f"clip0.mp4#{t},{j},{10 + 2 * t + 5 * k},{30 - t}" for t in range(0, 12, 2)
+                                   for k, j in enumerate(("nose", "tail"))]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    result = runner.invoke(app, ["outliers", str(weights), str(videos), "--n", "4", "--min-gap", "2", "--out",
+                                 str(tmp_path / "next2"), "--labelled", str(tmp_path / "labels.csv"), "--json",
+                                 "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["labelled_scored"] == 6 and len(summary["review"]) == 4
+    assert all(Path(r["source"]).name == "clip0.mp4" and r["frame"] % 2 == 0 for r in summary["review"])
+    assert [r["residual"] for r in summary["review"]] == sorted((r["residual"] for r in summary["review"]),
+                                                                reverse=True)
+    for p in summary["picks"]:
+        assert (Path(p["source"]).name == "clip0.mp4") == (p["residual"] is not None)
+        assert not (Path(p["source"]).name == "clip0.mp4" and p["frame"] % 2 == 0)
+    result = runner.invoke(app, ["outliers", str(weights), str(videos), "--n", "4", "--min-gap", "2", "--out",
+                                 str(tmp_path / "next3"), "--labelled", str(tmp_path / "labels.csv"), "--no-residual",
+                                 "--json", "-q"])
+    summary = json.loads(result.stdout)
+    assert summary["review"] == [] and all(p["residual"] is None for p in summary["picks"])
+    assert not any(Path(p["source"]).name == "clip0.mp4" and p["frame"] % 2 == 0 for p in summary["picks"])
 
 
 def test_frames_labelled_already_are_never_picked():
@@ -96,3 +119,54 @@ def test_frames_labelled_already_are_never_picked():
     done = outliers.labelled_keys(["clip.mp4#4", "other.mp4#15", "images/a.png"])
     assert done == {("clip.mp4", 4), ("other.mp4", 15), ("a.png", 0)}
     assert [p.frame for p in outliers.pick(frames, 1, labelled=done)] == [15]
+
+
+def _tracked(source: str, t: int, seed: int) -> tuple[list[dict], np.ndarray]:
+    """A clip whose 4 keypoints move at random and whose 2 joints are an affine map of them; returns the frames
+    and the joints (T, 2, 2) (x, y) in pixels of the 100-px frame."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(20, 80, (t, 4, 2))
+    a = np.random.default_rng(99).normal(0, 0.5, (8, 4))  # the same map in every clip
+    joints = (xy.reshape(t, -1) @ a).reshape(t, 2, 2) + 50.0
+    return _frames(source, xy, np.full((t, 4), 0.9)), joints
+
+
+def test_the_residual_flags_a_wrong_label_for_review_and_scores_the_frames_around_it():
+    frames_a, ja = _tracked("/v/a.mp4", 40, 0)
+    frames_b, jb = _tracked("/v/b.mp4", 40, 1)
+    frames = frames_a + frames_b
+    xy = {f"a.mp4#{t}": ja[t].copy() for t in range(0, 40, 4)} | {f"b.mp4#{t}": jb[t].copy() for t in range(0, 40, 4)}
+    xy["a.mp4#20"][1] += [30.0, -20.0]  # a wrong label (or a pose the keypoints do not explain)
+    present = {k: np.ones(2, bool) for k in xy}
+    present["b.mp4#8"][0] = False  # a missing joint is left out of fit and residual
+    points = outliers.label_points(xy, present)
+    assert set(points) == outliers.labelled_keys(list(xy)) and ("a.mp4", 20) in points
+    res = outliers.residuals(frames, points)
+    assert len(res) == 20 and all(frames[i]["frame"] % 4 == 0 for i in res)
+    worst = max(res, key=res.get)
+    assert (frames[worst]["source"], frames[worst]["frame"]) == ("/v/a.mp4", 20)
+    assert res[worst] > 5 * np.median(list(res.values()))  # a fraction of the 100-px frame
+    flagged = outliers.review(frames, res, 3)
+    assert flagged[0].frame == 20 and flagged[0].residual_px == pytest.approx(100 * res[worst])
+    assert flagged[0].residual >= flagged[1].residual >= flagged[2].residual
+    term = outliers.residual_term(frames, res)
+    assert term[19] == pytest.approx((res[16] + 3 * res[20]) / 4)  # linear in time between labelled frames
+    assert term[39] == pytest.approx(res[36])  # beyond the last labelled frame: the nearest one's
+    picks = outliers.pick(frames, 2, min_gap=3, labelled=set(points), residual=term)
+    assert picks[0].source == "/v/a.mp4" and picks[0].frame in (19, 21) and np.isfinite(picks[0].residual)
+    assert all((p.source.rsplit("/", 1)[-1], p.frame) not in points for p in picks)
+
+
+def test_no_residual_without_enough_labelled_frames_or_in_clips_without_labels():
+    frames_a, ja = _tracked("a.mp4", 20, 0)
+    frames_b, _ = _tracked("b.mp4", 20, 1)
+    few = {f"a.mp4#{t}": ja[t] for t in (0, 5, 10)}
+    assert outliers.residuals(frames_a, outliers.label_points(few, {k: np.ones(2, bool) for k in few})) == {}
+    some = {f"a.mp4#{t}": ja[t] for t in range(0, 20, 2)}
+    res = outliers.residuals(frames_a + frames_b, outliers.label_points(some, {k: np.ones(2, bool) for k in some}))
+    term = outliers.residual_term(frames_a + frames_b, res)
+    assert np.isfinite(term[:20]).all() and np.isnan(term[20:]).all()
+    score, _, _ = outliers.score_frames(frames_a + frames_b, term)
+    plain, _, _ = outliers.score_frames(frames_a + frames_b)
+    np.testing.assert_allclose(score[20:], plain[20:])  # clip b: the two other terms only
+    assert np.isfinite(score).all()
