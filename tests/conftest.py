@@ -17,6 +17,14 @@ TEST_THREADS = 1
 os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker per core, plus one. Several tests spend their time waiting on processes of their own
+    (the Slurm cluster's jobs, DDP and depth ranks, the method tests' second training), so one worker more than
+    cores keeps the cores busy while they wait; every process is single-threaded (TEST_THREADS)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + 1
+
+
 def _pin_threads() -> None:
     import torch
 
